@@ -1,0 +1,111 @@
+//! # goro — Go's concurrency model, in Rust
+//!
+//! Goroutines cheap enough to start one per request, channels and
+//! [`select!`], timers and [`WaitGroup`](sync::WaitGroup). Code inside a
+//! goroutine is plain blocking-style Rust: no `async`, no `.await`.
+//!
+//! ```
+//! use goro::chan;
+//!
+//! // A pipeline: generate -> square -> sum, one goroutine per stage.
+//! let (nums_tx, nums) = chan::bounded(0);
+//! let (sq_tx, squares) = chan::bounded(0);
+//! goro::go(move || for i in 1..=100u64 { nums_tx.send(i).unwrap() });
+//! goro::go(move || for n in &nums { sq_tx.send(n * n).unwrap() });
+//! let total: u64 = squares.iter().sum();
+//! assert_eq!(total, 338_350);
+//! ```
+//!
+//! ## Coming from Go
+//!
+//! | Go                                   | goro                                              |
+//! |--------------------------------------|---------------------------------------------------|
+//! | `go f()`                             | [`go(f)`](go) (returns a [`JoinHandle`])          |
+//! | `make(chan T)` / `make(chan T, n)`   | [`chan::bounded(0)`](chan::bounded) / `chan::bounded(n)` |
+//! | `ch <- v` / `v, ok := <-ch`          | `tx.send(v)` / `rx.recv()` (`Err` when closed)    |
+//! | `close(ch)`                          | `tx.close()` or drop every `Sender`               |
+//! | `for v := range ch`                  | `for v in &rx`                                    |
+//! | `select { case ...: default: }`      | [`select!`] `{ recv(rx) -> v => .., default => .. }` |
+//! | `var ch chan T` (nil) in select      | [`chan::never()`](chan::never)                    |
+//! | `time.Sleep`, `time.After`, `time.NewTimer` | [`time::sleep`], [`time::after`], [`time::Timer`] |
+//! | `sync.WaitGroup`                     | [`sync::WaitGroup`]                               |
+//! | `runtime.Gosched()`                  | [`yield_now()`]                                   |
+//! | `runtime.NumGoroutine()`             | [`num_goroutine()`]                               |
+//! | `GOMAXPROCS`                         | `GORO_MAXPROCS`, or [`RuntimeBuilder::workers`]   |
+//! | `func main()`                        | `#[goro::main] fn main()`                         |
+//!
+//! Where Go would panic or leak, goro returns an error instead: a send on a
+//! closed channel returns the value in `Err(SendError(v))`; when every
+//! receiver is gone, senders fail rather than block forever.
+//!
+//! ## Sound by construction
+//!
+//! A goroutine never changes OS thread once it has started running, so
+//! thread-locals, `Rc`s and other `!Send` values held across a blocking call
+//! are as safe as on a single thread, and [`go`] is a safe function.
+//! Unstarted goroutines are what idle workers steal.
+//!
+//! ## Everywhere
+//!
+//! Every blocking call works from a goroutine (it parks, the worker runs
+//! others) and from a plain OS thread (it blocks the thread), so channels can
+//! connect the two. `go` outside a runtime uses a default runtime started on
+//! first use.
+//!
+//! ## Platforms
+//!
+//! Linux on x86_64 and aarch64 (stacks use `mmap`, guard pages use
+//! `MADV_GUARD_INSTALL` on Linux ≥ 6.13 and `mprotect` before).
+
+#![cfg(target_os = "linux")]
+
+pub mod chan;
+mod runtime;
+mod select_macro;
+mod spawn;
+pub mod sync;
+pub mod time;
+
+pub use goro_macros::{main, test};
+pub use runtime::{Runtime, RuntimeBuilder, WaitReason};
+pub use spawn::{
+    current_id, current_name, go, num_goroutine, scope, yield_now, Builder, GoId, JoinError, JoinHandle, Scope,
+    ScopedJoinHandle,
+};
+
+#[doc(hidden)]
+pub mod __private {
+    /// Runs `main`'s body as the main goroutine of the default runtime, then
+    /// exits the process with its status (Go: when main returns, the program
+    /// ends, whatever other goroutines are doing).
+    pub fn run_main<F, T>(f: F) -> !
+    where
+        F: FnOnce() -> T + Send,
+        T: std::process::Termination + Send,
+    {
+        let r = crate::runtime::default_runtime().block_on(f);
+        let code = r.report();
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        std::process::exit(exit_code(code))
+    }
+
+    fn exit_code(c: std::process::ExitCode) -> i32 {
+        if c == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// Runs a test body as the main goroutine of a fresh runtime.
+    pub fn run_test<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let rt = crate::Runtime::builder().build().unwrap_or_else(|e| panic!("goro::test: cannot start a runtime: {e}"));
+        rt.block_on(f)
+    }
+}

@@ -1,0 +1,284 @@
+//! The goroutine record (Go's `g`) and the operations a goroutine performs on
+//! itself: park, yield, spawn placement.
+//!
+//! # Ownership
+//!
+//! A [`Goroutine`] is shared through [`GRef`] (`Arc`): run queues, wait
+//! queues (inside [`Unparker`]s), timers, the home worker's registry and
+//! `JoinHandle`s may all hold one. Its fields fall in two groups:
+//!
+//! * atomics (`state`, `home`, `cancelled`, `reason`, `park_site`) that any
+//!   thread may read or update;
+//! * `body` and `yielder`, touched only by the worker that currently runs the
+//!   goroutine. Before the first run that can be any worker (the goroutine
+//!   moves through queues, which synchronise); after it, only the home worker.
+//!
+//! # Invariants
+//!
+//! * A goroutine is in at most one run queue at a time: only the unparker that
+//!   wins `PARKED -> RUNNING` (or the spawner) enqueues it.
+//! * Once `home` is set it never changes, and only that worker resumes it.
+
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::park::{WaitReason, NOTIFIED, PARKED, RUNNING};
+use super::stack::SlotStack;
+use super::worker::{self, Shared};
+
+/// Shared handle to a goroutine record.
+pub(crate) type GRef = Arc<Goroutine>;
+
+/// What a goroutine tells its worker when it switches out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Switch {
+    /// Parked: someone will unpark it.
+    Park,
+    /// Still runnable: put it at the back of the local queue.
+    Yield,
+}
+
+/// The coroutine type every goroutine runs in.
+pub(crate) type Coro = Coroutine<(), Switch, (), SlotStack>;
+
+/// Where a goroutine's code is.
+pub(crate) enum Body {
+    /// Not started: the closure, movable to any worker.
+    Unstarted(Box<dyn FnOnce() + Send>),
+    /// Started: its coroutine, pinned to the home worker.
+    Running(Coro),
+    /// Returned; its stack is back in a pool.
+    Finished,
+}
+
+/// Home worker value of a goroutine that has not run yet.
+pub(crate) const NO_HOME: usize = usize::MAX;
+
+/// Payload a goroutine unwinds with when its runtime is dropped.
+#[derive(Debug)]
+pub(crate) struct Cancelled;
+
+/// A goroutine record (Go's `g`).
+pub(crate) struct Goroutine {
+    /// Unique id across the process, from 1.
+    pub(crate) id: u64,
+    /// Name given by `Builder::name`.
+    pub(crate) name: Option<Box<str>>,
+    /// The runtime that runs it.
+    pub(crate) rt: Arc<Shared>,
+    /// Worker index it is pinned to, or `NO_HOME` before its first run.
+    /// Written once by that worker before the first resume; read by unparkers
+    /// after their `PARKED -> RUNNING` CAS (which orders it).
+    pub(crate) home: AtomicUsize,
+    /// Park token: `RUNNING`, `NOTIFIED` or `PARKED` (see `park.rs`).
+    pub(crate) state: AtomicU32,
+    /// Set when its runtime is dropped: the next park unwinds.
+    pub(crate) cancelled: AtomicBool,
+    /// Current `WaitReason` as `u8` (0 while running).
+    pub(crate) reason: AtomicU8,
+    /// Where it last parked (for dumps); null before the first park.
+    pub(crate) park_site: AtomicPtr<Location<'static>>,
+    /// Where it was spawned.
+    pub(crate) spawn_site: &'static Location<'static>,
+    /// Id of the goroutine that spawned it (0: a plain thread).
+    pub(crate) parent: u64,
+    /// Bytes of stack to reserve.
+    pub(crate) stack_size: usize,
+    /// Index in the home worker's registry, set at first run.
+    pub(crate) slot: AtomicUsize,
+    /// Code and stack. Only the worker running it touches this.
+    pub(crate) body: UnsafeCell<Body>,
+    /// The coroutine's yielder, valid while `body` is `Running`. Only touched
+    /// on the goroutine's own stack.
+    pub(crate) yielder: Cell<*const Yielder<(), Switch>>,
+}
+
+// SAFETY: `body` and `yielder` are only accessed by the one worker that is
+// running the goroutine (module docs: before the first run ownership moves
+// with the queue that holds it, which synchronises; after it the goroutine is
+// pinned to `home`). Everything else is atomic or immutable.
+unsafe impl Sync for Goroutine {}
+// SAFETY: as above; the unstarted closure is `Send`, and a started coroutine
+// is only ever touched on its home thread even though the record moves.
+unsafe impl Send for Goroutine {}
+
+impl fmt::Debug for Goroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Goroutine").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
+/// Next goroutine id (ids are process-wide, as Go's `goid`).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Goroutine {
+    pub(crate) fn new(
+        id: u64,
+        rt: Arc<Shared>,
+        name: Option<String>,
+        stack_size: usize,
+        spawn_site: &'static Location<'static>,
+        body: Box<dyn FnOnce() + Send>,
+    ) -> Goroutine {
+        let parent = current_id_u64();
+        let cancelled = rt.shutdown.load(Ordering::Acquire);
+        Goroutine {
+            id,
+            name: name.map(String::into_boxed_str),
+            rt,
+            home: AtomicUsize::new(NO_HOME),
+            state: AtomicU32::new(RUNNING),
+            cancelled: AtomicBool::new(cancelled),
+            reason: AtomicU8::new(0),
+            park_site: AtomicPtr::new(std::ptr::null_mut()),
+            spawn_site,
+            parent,
+            stack_size,
+            slot: AtomicUsize::new(usize::MAX),
+            body: UnsafeCell::new(Body::Unstarted(body)),
+            yielder: Cell::new(std::ptr::null()),
+        }
+    }
+
+    /// Current wait reason.
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        WaitReason::from_u8(self.reason.load(Ordering::Relaxed))
+    }
+
+    /// Whether it has not been run yet (and so may still move between workers).
+    pub(crate) fn is_unstarted(&self) -> bool {
+        self.home.load(Ordering::Relaxed) == NO_HOME
+    }
+}
+
+/// A fresh goroutine id.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The goroutine running on this thread, if any.
+pub(crate) fn current() -> Option<GRef> {
+    let g = worker::current_goroutine_ptr();
+    if g.is_null() {
+        return None;
+    }
+    // SAFETY: the worker holds a `GRef` to the goroutine it is running for as
+    // long as `current` points at it, and we are running on its stack, so the
+    // pointer is to a live `Arc` allocation; incrementing its count is sound.
+    unsafe {
+        Arc::increment_strong_count(g);
+        Some(Arc::from_raw(g))
+    }
+}
+
+/// Whether this code runs in a goroutine.
+#[inline]
+pub(crate) fn in_goroutine() -> bool {
+    !worker::current_goroutine_ptr().is_null()
+}
+
+/// Id of the running goroutine, or 0 on a plain thread.
+pub(crate) fn current_id_u64() -> u64 {
+    let g = worker::current_goroutine_ptr();
+    if g.is_null() {
+        0
+    } else {
+        // SAFETY: see `current`: the record is live while it is current.
+        unsafe { (*g).id }
+    }
+}
+
+/// Runs `f` with the running goroutine, without touching its refcount.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Goroutine>) -> R) -> R {
+    let g = worker::current_goroutine_ptr();
+    if g.is_null() {
+        f(None)
+    } else {
+        // SAFETY: see `current`.
+        f(Some(unsafe { &*g }))
+    }
+}
+
+/// Parks the running goroutine (see `park.rs` for the protocol).
+pub(crate) fn park_current(reason: WaitReason, site: &'static Location<'static>, deadline: Option<Instant>) {
+    let gp = worker::current_goroutine_ptr();
+    debug_assert!(!gp.is_null());
+    // SAFETY: we are running on this goroutine's stack, so its record is live
+    // (the worker holds a reference while running it).
+    let g = unsafe { &*gp };
+    check_cancelled(g);
+    let timer = deadline.map(|d| super::timer::add_unpark_timer(&g.rt, d));
+    g.reason.store(reason as u8, Ordering::Relaxed);
+    g.park_site.store(site as *const _ as *mut _, Ordering::Relaxed);
+    // AcqRel: Release publishes everything we did before parking to the
+    // unparker; Acquire (on failure too) sees what the unparker published.
+    match g.state.compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => suspend(g, Switch::Park),
+        Err(s) => {
+            debug_assert_eq!(s, NOTIFIED);
+            g.state.store(RUNNING, Ordering::Relaxed);
+        }
+    }
+    g.reason.store(0, Ordering::Relaxed);
+    if let Some(t) = timer {
+        t.cancel();
+    }
+    check_cancelled(g);
+}
+
+/// Unwinds the goroutine if its runtime is being dropped.
+fn check_cancelled(g: &Goroutine) {
+    if g.cancelled.load(Ordering::Acquire) && !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(Cancelled));
+    }
+}
+
+/// Switches from the running goroutine `g` back to its worker.
+fn suspend(g: &Goroutine, how: Switch) {
+    let y = g.yielder.get();
+    debug_assert!(!y.is_null());
+    // SAFETY: `yielder` was set by the coroutine's entry closure on this very
+    // stack and stays valid until the coroutine returns; we are inside it.
+    unsafe { (*y).suspend(how) };
+}
+
+/// `yield_now` for a goroutine: back of the local queue.
+pub(crate) fn yield_current() {
+    let gp = worker::current_goroutine_ptr();
+    debug_assert!(!gp.is_null());
+    // SAFETY: see `park_current`.
+    let g = unsafe { &*gp };
+    check_cancelled(g);
+    g.reason.store(WaitReason::Yield as u8, Ordering::Relaxed);
+    suspend(g, Switch::Yield);
+    g.reason.store(0, Ordering::Relaxed);
+    check_cancelled(g);
+}
+
+/// Wakes `g` if parked, or leaves a token (see `park.rs`).
+pub(crate) fn unpark(g: &GRef) {
+    let mut s = g.state.load(Ordering::Acquire);
+    loop {
+        match s {
+            RUNNING => match g.state.compare_exchange_weak(RUNNING, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => s = now,
+            },
+            PARKED => match g.state.compare_exchange_weak(PARKED, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    worker::schedule_woken(g.clone());
+                    return;
+                }
+                Err(now) => s = now,
+            },
+            _ => return, // NOTIFIED already
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The runtime: scheduler, workers, goroutine records, stacks, parking, timers.
+//!
+//! # Vocabulary, and Go's names for it
+//!
+//! | goro                     | Go runtime          | what it is                                           |
+//! |--------------------------|---------------------|------------------------------------------------------|
+//! | [`Goroutine`] (`GRef`)   | `g`                 | a goroutine record: id, name, state, coroutine       |
+//! | `Worker`                 | `m` + `p`           | an OS thread with its run queues and timers          |
+//! | `Shared`                 | `sched`             | runtime-wide state: injector, sleepers, live count   |
+//! | `runnext`                | `p.runnext`         | the goroutine to run next                            |
+//! | `runq` / `unstarted`     | `p.runq`            | pinned runnable / stealable never-run goroutines     |
+//! | `inbox`                  | —                   | wakes of pinned goroutines from other threads        |
+//! | `injector`               | `sched.runq`        | spawns from plain threads                            |
+//! | `park` / `Unparker`      | `gopark` / `goready`| the one parking primitive                            |
+//! | `WaitReason`             | `waitReason`        | why a goroutine is parked                            |
+//! | `TimerQueue`             | `p.timers`          | per-worker timer heap                                |
+//! | `SlotStack`              | `stack`             | a guarded stack slot in a slab                       |
+//!
+//! The one rule that shapes the scheduler: a goroutine never changes OS
+//! thread once it has started (DESIGN §1). See `worker.rs` for the queues and
+//! `park.rs` for the wake protocol.
+
+pub(crate) mod goroutine;
+pub(crate) mod overflow;
+pub(crate) mod park;
+pub(crate) mod stack;
+pub(crate) mod timer;
+pub(crate) mod worker;
+
+use std::fmt;
+use std::io;
+use std::panic::Location;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Once, OnceLock};
+
+pub use park::WaitReason;
+use park::Unparker;
+use worker::Shared;
+
+use crate::spawn::{spawn_unchecked, JoinHandle};
+
+/// An explicit goro runtime: a set of worker threads with their goroutines.
+///
+/// Most programs never make one: [`go`](crate::go) outside any runtime uses a
+/// lazily started process-wide default runtime. Tests and embedders that want
+/// isolation build their own.
+///
+/// # Examples
+///
+/// ```
+/// let rt = goro::Runtime::builder().workers(2).build().unwrap();
+/// let (tx, rx) = goro::chan::bounded(0);
+/// let sum = rt.block_on(|| {
+///     goro::go(move || for i in 1..=10u32 { tx.send(i).unwrap() });
+///     rx.iter().sum::<u32>()
+/// });
+/// assert_eq!(sum, 55);
+/// ```
+///
+/// # Dropping
+///
+/// Dropping a `Runtime` ends every goroutine still in it: parked ones are
+/// unwound from their park point (destructors run) and their handles report
+/// [`JoinError::is_cancelled`](crate::JoinError::is_cancelled); running ones
+/// are waited for until their next park. Dropping a runtime from inside one
+/// of its own goroutines panics.
+pub struct Runtime {
+    /// State shared with the workers.
+    shared: Arc<Shared>,
+    /// Worker threads, joined on drop.
+    threads: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.shared.workers.len())
+            .field("goroutines", &self.shared.live.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Configures and starts a [`Runtime`]; from [`Runtime::builder`].
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    /// Worker threads; `None`: `GORO_MAXPROCS` or the available parallelism.
+    workers: Option<usize>,
+    /// Default stack reservation per goroutine.
+    stack_size: usize,
+}
+
+impl RuntimeBuilder {
+    /// Number of worker threads (Go's GOMAXPROCS). Default: the
+    /// `GORO_MAXPROCS` environment variable, else the available parallelism.
+    pub fn workers(mut self, n: usize) -> RuntimeBuilder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default stack reservation per goroutine (default 256 KiB). Only the
+    /// pages a goroutine touches cost memory.
+    pub fn stack_size(mut self, bytes: usize) -> RuntimeBuilder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for zero workers or an impossible stack size; the OS
+    /// error if a worker thread cannot be started.
+    pub fn build(self) -> io::Result<Runtime> {
+        let n = match self.workers {
+            Some(0) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "a goro runtime needs at least one worker")),
+            Some(n) => n,
+            None => default_workers(),
+        };
+        let slot = stack::slot_size_for(self.stack_size)?;
+        raise_nofile_limit();
+        install_panic_hook();
+        let (shared, deques) = Shared::new(n, self.stack_size, slot);
+        let mut threads = Vec::with_capacity(n);
+        for (i, d) in deques.into_iter().enumerate() {
+            let s = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("goro-worker-{i}"))
+                .stack_size(256 * 1024)
+                .spawn(move || worker::worker_main(s, i, d));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let rt = Runtime { shared, threads: parking_lot::Mutex::new(threads) };
+                    drop(rt);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Runtime { shared, threads: parking_lot::Mutex::new(threads) })
+    }
+}
+
+/// `GORO_MAXPROCS` if set to a positive number, else the available parallelism.
+fn default_workers() -> usize {
+    if let Ok(v) = std::env::var("GORO_MAXPROCS") {
+        match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => return n,
+            _ => eprintln!("goro: ignoring GORO_MAXPROCS={v:?}: not a positive integer"),
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Raises the soft open-file limit to the hard limit, as Go does at start.
+fn raise_nofile_limit() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: get/setrlimit with a valid struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+                l.rlim_cur = l.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            }
+        }
+    });
+}
+
+/// Prints panics of goroutines with the goroutine's id and name (as std does
+/// with the thread name); other panics go to the previous hook.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let handled = goroutine::with_current(|g| match g {
+                None => false,
+                Some(g) => {
+                    let msg = match info.payload().downcast_ref::<&str>() {
+                        Some(s) => *s,
+                        None => info.payload().downcast_ref::<String>().map_or("Box<dyn Any>", |s| s.as_str()),
+                    };
+                    let name = g.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                    let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+                    let bt = std::backtrace::Backtrace::capture();
+                    let bt = match bt.status() {
+                        std::backtrace::BacktraceStatus::Captured => format!("\nstack backtrace:\n{bt}"),
+                        _ => String::from(
+                            "\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+                        ),
+                    };
+                    eprintln!("\ngoroutine {}{name} panicked{loc}:\n{msg}{bt}", g.id);
+                    true
+                }
+            });
+            if !handled {
+                prev(info);
+            }
+        }));
+    });
+}
+
+impl Runtime {
+    /// A builder for a runtime with custom settings.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder { workers: None, stack_size: stack::DEFAULT_STACK }
+    }
+
+    /// Runs `f` as this runtime's main goroutine; the calling thread waits
+    /// for it and gets its result. `f` may borrow from the caller.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of `f` on the caller. Panics if called from inside
+    /// one of this runtime's own goroutines (that would deadlock a worker).
+    ///
+    /// # Blocking
+    ///
+    /// Blocks a plain thread; parks a goroutine of another runtime.
+    #[track_caller]
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        if goroutine::with_current(|g| g.is_some_and(|g| Arc::ptr_eq(&g.rt, &self.shared))) {
+            panic!("Runtime::block_on called from inside one of the runtime's own goroutines; use goro::go and join instead");
+        }
+        let site = Location::caller();
+        // SAFETY: `f` and `T` may borrow from the caller. We join the
+        // goroutine before returning, and `join` returns only once the
+        // goroutine has finished (or was unwound by a runtime drop, which
+        // cannot happen while `&self` is borrowed here), so nothing borrowed
+        // is used after this function returns.
+        let h = unsafe { spawn_unchecked(&self.shared, Some("main".into()), self.shared.stack_size, site, None, f) }
+            .unwrap_or_else(|e| panic!("Runtime::block_on: cannot start the main goroutine: {e}"));
+        match h.join() {
+            Ok(v) => v,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("Runtime::block_on: {e}"),
+        }
+    }
+
+    /// Starts a goroutine on this runtime.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated (use [`Builder::spawn`](crate::Builder::spawn) for an `Err`).
+    #[track_caller]
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let site = Location::caller();
+        // SAFETY: `F` and `T` are 'static.
+        unsafe { spawn_unchecked(&self.shared, None, self.shared.stack_size, site, None, f) }
+            .unwrap_or_else(|e| panic!("goro: cannot spawn a goroutine: {e}"))
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Live goroutines of this runtime.
+    pub fn num_goroutine(&self) -> usize {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if goroutine::with_current(|g| g.is_some_and(|g| Arc::ptr_eq(&g.rt, &self.shared))) {
+            panic!("a goro Runtime was dropped from inside one of its own goroutines; drop it from outside");
+        }
+        let sh = &self.shared;
+        sh.shutdown.store(true, Ordering::SeqCst);
+        // Cancel every started goroutine; unstarted ones are dropped by the
+        // worker that picks them up (it sees `shutdown`).
+        loop {
+            let mut all = Vec::new();
+            for w in sh.workers.iter() {
+                all.extend(w.registry.lock().slots.iter().flatten().cloned());
+            }
+            for g in &all {
+                g.cancelled.store(true, Ordering::SeqCst);
+                goroutine::unpark(g);
+            }
+            drop(all);
+            // Wait for the count to reach zero (new goroutines spawned while
+            // unwinding start cancelled).
+            *sh.shutdown_waiter.lock() = Some(Unparker::current());
+            if sh.live.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            park::park_until(
+                WaitReason::Join,
+                Location::caller(),
+                Some(timer::deadline_after(std::time::Duration::from_millis(20))),
+            );
+            if sh.live.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+        }
+        sh.exit.store(true, Ordering::SeqCst);
+        for w in sh.workers.iter() {
+            w.parker.unpark();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The process-wide default runtime, started on first use.
+pub(crate) fn default_runtime() -> &'static Runtime {
+    static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+    DEFAULT.get_or_init(|| {
+        Runtime::builder().build().unwrap_or_else(|e| panic!("goro: cannot start the default runtime: {e}"))
+    })
+}
+
+/// The runtime of the running goroutine, or the default runtime.
+pub(crate) fn current_shared() -> Arc<Shared> {
+    goroutine::with_current(|g| match g {
+        Some(g) => g.rt.clone(),
+        None => default_runtime().shared.clone(),
+    })
+}

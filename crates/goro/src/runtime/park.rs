@@ -1,0 +1,280 @@
+//! The one parking primitive (DESIGN §4).
+//!
+//! Every blocking API in goro is built on [`park`] / [`Unparker::unpark`].
+//! The same pair works for a goroutine (park = switch back to the worker) and
+//! for a plain OS thread (park = futex wait), so every type works from both.
+//!
+//! # Protocol
+//!
+//! A waiter publishes an [`Unparker`] for itself somewhere a waker can find it
+//! (a channel's wait queue, a timer, a join packet), releases the lock that
+//! guards that place, then calls [`park`] in a loop that re-checks its own
+//! condition. A waker removes the unparker under the same lock, drops the lock,
+//! then calls [`Unparker::unpark`] ("drop the lock before waking").
+//!
+//! The park state of a waiter is a token, as in `std::thread::park`:
+//!
+//! | state      | meaning                                                  |
+//! |------------|----------------------------------------------------------|
+//! | `RUNNING`  | running (or queued to run), no wake pending              |
+//! | `NOTIFIED` | an unpark arrived while running: the next park returns   |
+//! | `PARKED`   | switched out (goroutine) or in `futex_wait` (thread)     |
+//!
+//! `unpark` on `RUNNING` stores `NOTIFIED`; on `PARKED` it moves the waiter
+//! back to `RUNNING` and makes it runnable. `park` on `NOTIFIED` consumes the
+//! token and returns at once. Hence no wake-up is ever lost, and a park may
+//! return spuriously (a stale token): callers always loop on their condition.
+//!
+//! A goroutine's `RUNNING -> PARKED` transition happens on its own stack just
+//! before it switches out. That is sound only because a started goroutine is
+//! pinned: the waker pushes it to its *home* worker, which is the very thread
+//! still running it, so it cannot be resumed before the switch completes.
+
+use std::cell::Cell;
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::goroutine::{self, GRef};
+
+/// Why a goroutine (or thread) is parked; shown in goroutine dumps.
+///
+/// One variant per park site; `Display` gives Go's phrase where Go has one.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum WaitReason {
+    /// Not parked.
+    Running = 0,
+    /// `Receiver::recv` and friends.
+    ChanReceive,
+    /// `Sender::send` and friends.
+    ChanSend,
+    /// `select!` with more than one arm.
+    Select,
+    /// `select!` with no arms but `default(d)`, or only `never()` arms.
+    SelectNoCases,
+    /// `time::sleep`.
+    Sleep,
+    /// `JoinHandle::join`.
+    Join,
+    /// `WaitGroup::wait`.
+    WaitGroupWait,
+    /// `scope` waiting for its goroutines.
+    ScopeWait,
+    /// A receiver waiting for a `select!` sender that already chose it to
+    /// evaluate its value.
+    ChanHandoff,
+    /// `yield_now` (runnable, not parked).
+    Yield,
+}
+
+impl WaitReason {
+    pub(crate) fn from_u8(v: u8) -> WaitReason {
+        match v {
+            1 => WaitReason::ChanReceive,
+            2 => WaitReason::ChanSend,
+            3 => WaitReason::Select,
+            4 => WaitReason::SelectNoCases,
+            5 => WaitReason::Sleep,
+            6 => WaitReason::Join,
+            7 => WaitReason::WaitGroupWait,
+            8 => WaitReason::ScopeWait,
+            9 => WaitReason::ChanHandoff,
+            10 => WaitReason::Yield,
+            _ => WaitReason::Running,
+        }
+    }
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::Running => "running",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Join => "goroutine join",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::ScopeWait => "scope wait",
+            WaitReason::ChanHandoff => "chan receive (hand-off)",
+            WaitReason::Yield => "runnable",
+        })
+    }
+}
+
+pub(crate) const RUNNING: u32 = 0;
+pub(crate) const NOTIFIED: u32 = 1;
+pub(crate) const PARKED: u32 = 2;
+
+/// Parks a plain OS thread on a futex.
+///
+/// Each thread that ever waits on a goro primitive owns one (in a
+/// thread-local); workers use one to sleep when idle.
+pub(crate) struct ThreadParker {
+    /// `RUNNING`, `NOTIFIED` or `PARKED` (see the module table).
+    state: AtomicU32,
+}
+
+impl ThreadParker {
+    pub(crate) const fn new() -> ThreadParker {
+        ThreadParker { state: AtomicU32::new(RUNNING) }
+    }
+
+    /// Blocks until unparked or `deadline` passes; may return spuriously.
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
+        // Consume a pending token without sleeping.
+        // Acquire pairs with the Release half of `unpark`'s swap.
+        if self
+            .state
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        if self
+            .state
+            .compare_exchange(RUNNING, PARKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // Became NOTIFIED in between.
+            self.state.store(RUNNING, Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            return;
+        }
+        loop {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    Some(d - now)
+                }
+            };
+            futex_wait(&self.state, PARKED, timeout);
+            if self.state.load(Ordering::Acquire) != PARKED {
+                break;
+            }
+        }
+        // Either NOTIFIED (woken) or still PARKED (timeout): back to RUNNING.
+        self.state.swap(RUNNING, Ordering::Acquire);
+    }
+
+    /// Wakes the parked thread, or makes its next park return at once.
+    pub(crate) fn unpark(&self) {
+        // Release pairs with the Acquire in `park`.
+        if self.state.swap(NOTIFIED, Ordering::Release) == PARKED {
+            futex_wake(&self.state);
+        }
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts;
+    let ts_ptr = match timeout {
+        Some(d) => {
+            ts = libc::timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            };
+            &ts as *const libc::timespec
+        }
+        None => std::ptr::null(),
+    };
+    // SAFETY: `word` is a live, aligned u32 for the duration of the call; the
+    // kernel only reads it. A relative timeout pointer is valid or null.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        );
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key; it is live here.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+    }
+}
+
+thread_local! {
+    /// This plain thread's parker, created on first wait.
+    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+    /// What this plain thread is waiting for (for symmetry with goroutines; cheap).
+    static THREAD_REASON: Cell<u8> = const { Cell::new(0) };
+}
+
+/// A handle that wakes one parked goroutine or thread.
+#[derive(Clone)]
+pub(crate) enum Unparker {
+    /// A goroutine, woken onto its home worker.
+    Goroutine(GRef),
+    /// A plain OS thread.
+    Thread(Arc<ThreadParker>),
+}
+
+impl fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unparker::Goroutine(g) => write!(f, "Unparker(goroutine {})", g.id),
+            Unparker::Thread(_) => f.write_str("Unparker(thread)"),
+        }
+    }
+}
+
+impl Unparker {
+    /// The unparker of whoever is running this code.
+    pub(crate) fn current() -> Unparker {
+        match goroutine::current() {
+            Some(g) => Unparker::Goroutine(g),
+            None => Unparker::Thread(THREAD_PARKER.with(Arc::clone)),
+        }
+    }
+
+    /// Wakes the waiter (see the module protocol).
+    pub(crate) fn unpark(&self) {
+        match self {
+            Unparker::Goroutine(g) => goroutine::unpark(g),
+            Unparker::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// Whether two unparkers wake the same waiter.
+    pub(crate) fn same(&self, other: &Unparker) -> bool {
+        match (self, other) {
+            (Unparker::Goroutine(a), Unparker::Goroutine(b)) => Arc::ptr_eq(a, b),
+            (Unparker::Thread(a), Unparker::Thread(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Parks the caller until unparked; may return spuriously.
+///
+/// In a goroutine this switches to the worker (other goroutines run); on a
+/// plain thread it blocks the thread. `site` is shown in goroutine dumps.
+/// A goroutine whose runtime is being dropped unwinds from here.
+pub(crate) fn park(reason: WaitReason, site: &'static Location<'static>) {
+    park_until(reason, site, None)
+}
+
+/// Like [`park`], but also returns once `deadline` has passed.
+pub(crate) fn park_until(reason: WaitReason, site: &'static Location<'static>, deadline: Option<Instant>) {
+    if goroutine::in_goroutine() {
+        goroutine::park_current(reason, site, deadline);
+    } else {
+        THREAD_REASON.with(|r| r.set(reason as u8));
+        THREAD_PARKER.with(|p| p.park(deadline));
+        THREAD_REASON.with(|r| r.set(0));
+    }
+}

@@ -1,0 +1,329 @@
+//! Goroutine stacks: slab reservations carved into guarded slots (DESIGN §2).
+//!
+//! ```text
+//!   one slab (mmap, MAP_NORESERVE, a single kernel mapping)
+//!   ┌────────┬──────────────────────┬────────┬──────────────────────┬───
+//!   │ guard  │ usable stack  ↓ grows│ guard  │ usable stack         │ ...
+//!   │ 4 KiB  │            top-stagger│        │                      │
+//!   └────────┴──────────────────────┴────────┴──────────────────────┴───
+//!   slot 0: [bottom ............................. end)   slot 1 ...
+//! ```
+//!
+//! * Each slot's lowest page is a guard installed with
+//!   `madvise(MADV_GUARD_INSTALL)` (Linux ≥ 6.13), which keeps the slab one
+//!   mapping; on older kernels `mprotect(PROT_NONE)` is used instead (two
+//!   mappings per stack, so `vm.max_map_count` caps the goroutine count; the
+//!   error then says so).
+//! * The initial stack pointer of slot `n` sits `64 * (n % 32)` bytes below
+//!   the slot's end, so hot frames of many goroutines do not all map to the
+//!   same L1 sets.
+//! * Only touched pages cost memory. Freed stacks go to the worker's pool
+//!   (warm, for the runtime's default size), then to a global free list; past
+//!   `GLOBAL_DIRTY_CAP` dirty stacks the pages are returned with
+//!   `MADV_DONTNEED` (the guard survives that).
+//! * Slab ranges are recorded in a fixed lock-free table so the SIGSEGV
+//!   handler can tell a guard hit from any other fault.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+/// Page size assumed for guards (checked against `sysconf` at first use).
+pub(crate) const PAGE: usize = 4096;
+/// Smallest stack a goroutine gets.
+pub(crate) const MIN_STACK: usize = 16 * 1024;
+/// Largest stack a goroutine may ask for (Go's limit is also 1 GB).
+pub(crate) const MAX_STACK: usize = 1 << 30;
+/// Default reservation per goroutine.
+pub(crate) const DEFAULT_STACK: usize = 256 * 1024;
+/// Address space reserved per slab (at least 16 slots).
+const SLAB_BYTES: usize = 1 << 30;
+/// Dirty stacks kept on the global free list before pages are released.
+const GLOBAL_DIRTY_CAP: usize = 1024;
+/// Warm stacks kept per worker.
+pub(crate) const WORKER_POOL_CAP: usize = 256;
+/// Most slabs the overflow table can describe.
+const MAX_SLABS: usize = 1 << 14;
+
+/// One goroutine stack: a slot of a slab.
+#[derive(Debug)]
+pub(crate) struct SlotStack {
+    /// Lowest address of the slot (start of its guard page).
+    bottom: usize,
+    /// Initial stack pointer (slot end minus the stagger), 64-byte aligned.
+    top: usize,
+    /// Slot size in bytes, guard included.
+    slot_size: usize,
+}
+
+impl SlotStack {
+    /// Usable bytes (what the user asked for, rounded to pages).
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+}
+
+// SAFETY: the slot is `slot_size` bytes of mapped memory owned exclusively by
+// this value, whose lowest page is an inaccessible guard, and `top - bottom`
+// exceeds `MIN_STACK_SIZE` (slots are at least `MIN_STACK + PAGE`). Both
+// addresses are 16-byte aligned (slab and slot sizes are page multiples; the
+// stagger is a multiple of 64).
+unsafe impl corosensei::stack::Stack for SlotStack {
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.top).expect("stack top is non-null")
+    }
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.bottom).expect("stack bottom is non-null")
+    }
+}
+
+/// Per size class state of the global allocator.
+struct Class {
+    /// Slot size (guard included).
+    slot_size: usize,
+    /// Free slots whose pages may still be resident.
+    dirty: Vec<SlotStack>,
+    /// Free slots whose pages were released.
+    clean: Vec<SlotStack>,
+    /// Next uncarved byte of the current slab.
+    cur: usize,
+    /// End of the current slab.
+    end: usize,
+    /// Slots carved so far (for the stagger).
+    carved: usize,
+}
+
+/// All size classes; held only for short, non-blocking bookkeeping.
+static CLASSES: Mutex<Vec<Class>> = Mutex::new(Vec::new());
+/// Set once `MADV_GUARD_INSTALL` was refused: use `mprotect` from then on.
+static USE_MPROTECT: AtomicBool = AtomicBool::new(false);
+
+/// Slab table for the fault handler: `(start, end, slot_size)` triples.
+static SLABS: [[AtomicUsize; 3]; MAX_SLABS] = [const { [const { AtomicUsize::new(0) }; 3] }; MAX_SLABS];
+/// Number of valid entries in `SLABS`.
+static NSLABS: AtomicUsize = AtomicUsize::new(0);
+
+/// Slot size (guard included) for a requested stack size, or an error naming
+/// why the size is impossible.
+pub(crate) fn slot_size_for(requested: usize) -> io::Result<usize> {
+    if requested > MAX_STACK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("goroutine stack size {requested} bytes exceeds the maximum of {MAX_STACK} bytes (1 GiB)"),
+        ));
+    }
+    let usable = requested.max(MIN_STACK).div_ceil(PAGE) * PAGE;
+    Ok(usable + PAGE)
+}
+
+/// Makes sure a stack of `slot_size` can be handed out, reserving a slab if
+/// needed. This is what turns address-space exhaustion into an `Err` at spawn.
+pub(crate) fn ensure_available(slot_size: usize) -> io::Result<()> {
+    let mut classes = CLASSES.lock();
+    let class = class_mut(&mut classes, slot_size);
+    if !class.dirty.is_empty() || !class.clean.is_empty() || class.cur < class.end {
+        return Ok(());
+    }
+    reserve_slab(class)
+}
+
+fn class_mut(classes: &mut Vec<Class>, slot_size: usize) -> &mut Class {
+    let i = match classes.iter().position(|c| c.slot_size == slot_size) {
+        Some(i) => i,
+        None => {
+            classes.push(Class { slot_size, dirty: Vec::new(), clean: Vec::new(), cur: 0, end: 0, carved: 0 });
+            classes.len() - 1
+        }
+    };
+    &mut classes[i]
+}
+
+fn reserve_slab(class: &mut Class) -> io::Result<()> {
+    let slots = (SLAB_BYTES / class.slot_size).max(16);
+    let bytes = slots * class.slot_size;
+    // SAFETY: anonymous private mapping at a kernel-chosen address; no
+    // existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot reserve {bytes} bytes of address space for goroutine stacks: {e}"),
+        ));
+    }
+    let start = p as usize;
+    let n = NSLABS.load(Ordering::Relaxed);
+    if n < MAX_SLABS {
+        SLABS[n][0].store(start, Ordering::Relaxed);
+        SLABS[n][1].store(start + bytes, Ordering::Relaxed);
+        SLABS[n][2].store(class.slot_size, Ordering::Relaxed);
+        // Release: the handler reads the entry after seeing the count.
+        NSLABS.store(n + 1, Ordering::Release);
+    }
+    class.cur = start;
+    class.end = start + bytes;
+    Ok(())
+}
+
+fn install_guard(addr: usize) -> io::Result<()> {
+    const MADV_GUARD_INSTALL: libc::c_int = 102;
+    if !USE_MPROTECT.load(Ordering::Relaxed) {
+        // SAFETY: `addr` is the first page of a slot we own in a live mapping.
+        let r = unsafe { libc::madvise(addr as *mut libc::c_void, PAGE, MADV_GUARD_INSTALL) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+        USE_MPROTECT.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: as above; the page holds no Rust data.
+    let r = unsafe { libc::mprotect(addr as *mut libc::c_void, PAGE, libc::PROT_NONE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(
+            e.kind(),
+            format!(
+                "cannot install a stack guard page with mprotect ({e}); this kernel lacks MADV_GUARD_INSTALL, \
+                 so each goroutine stack costs two mappings and vm.max_map_count caps the goroutine count"
+            ),
+        ))
+    }
+}
+
+/// Takes a stack with `slot_size` from the global allocator.
+pub(crate) fn alloc(slot_size: usize) -> io::Result<SlotStack> {
+    let mut classes = CLASSES.lock();
+    let class = class_mut(&mut classes, slot_size);
+    if let Some(s) = class.dirty.pop().or_else(|| class.clean.pop()) {
+        return Ok(s);
+    }
+    if class.cur >= class.end {
+        reserve_slab(class)?;
+    }
+    let bottom = class.cur;
+    install_guard(bottom)?;
+    class.cur += slot_size;
+    let stagger = 64 * (class.carved % 32);
+    class.carved += 1;
+    Ok(SlotStack { bottom, top: bottom + slot_size - stagger, slot_size })
+}
+
+/// Returns a stack to the global allocator.
+pub(crate) fn free(stack: SlotStack) {
+    let mut classes = CLASSES.lock();
+    let class = class_mut(&mut classes, stack.slot_size);
+    if class.dirty.len() < GLOBAL_DIRTY_CAP {
+        class.dirty.push(stack);
+        return;
+    }
+    drop(classes);
+    // SAFETY: the usable part of the slot (above the guard) is owned by this
+    // stack and holds no live data: its coroutine has returned.
+    unsafe {
+        libc::madvise((stack.bottom + PAGE) as *mut libc::c_void, stack.slot_size - PAGE, libc::MADV_DONTNEED);
+    }
+    let mut classes = CLASSES.lock();
+    class_mut(&mut classes, stack.slot_size).clean.push(stack);
+}
+
+/// A worker's pool of warm stacks of the runtime's default slot size.
+#[derive(Debug)]
+pub(crate) struct StackPool {
+    /// Slot size this pool keeps.
+    slot_size: usize,
+    /// Warm stacks, most recently freed last.
+    stacks: Vec<SlotStack>,
+}
+
+impl StackPool {
+    pub(crate) fn new(slot_size: usize) -> StackPool {
+        StackPool { slot_size, stacks: Vec::new() }
+    }
+
+    /// A stack of `slot_size`, from the pool when it has one.
+    pub(crate) fn get(&mut self, slot_size: usize) -> io::Result<SlotStack> {
+        if slot_size == self.slot_size {
+            if let Some(s) = self.stacks.pop() {
+                return Ok(s);
+            }
+        }
+        alloc(slot_size)
+    }
+
+    /// Gives a stack back.
+    pub(crate) fn put(&mut self, s: SlotStack) {
+        if s.slot_size == self.slot_size && self.stacks.len() < WORKER_POOL_CAP {
+            self.stacks.push(s);
+        } else {
+            free(s);
+        }
+    }
+
+    /// Empties the pool into the global allocator.
+    pub(crate) fn drain(&mut self) {
+        for s in self.stacks.drain(..) {
+            free(s);
+        }
+    }
+}
+
+/// If `addr` lies in the guard page of a slot, that slot's size.
+/// Async-signal-safe: atomics only.
+pub(crate) fn guard_hit(addr: usize) -> Option<usize> {
+    let n = NSLABS.load(Ordering::Acquire);
+    for slab in SLABS.iter().take(n) {
+        let start = slab[0].load(Ordering::Relaxed);
+        let end = slab[1].load(Ordering::Relaxed);
+        if addr >= start && addr < end {
+            let slot = slab[2].load(Ordering::Relaxed);
+            // The guard is the first page of each slot; a fault a little
+            // below a stack pointer can land anywhere in it.
+            return if (addr - start) % slot < PAGE { Some(slot) } else { None };
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_up_and_reject_huge() {
+        assert_eq!(slot_size_for(1).unwrap(), MIN_STACK + PAGE);
+        assert_eq!(slot_size_for(DEFAULT_STACK).unwrap(), DEFAULT_STACK + PAGE);
+        assert_eq!(slot_size_for(DEFAULT_STACK + 1).unwrap(), DEFAULT_STACK + 2 * PAGE);
+        assert!(slot_size_for(usize::MAX / 2).is_err());
+    }
+
+    #[test]
+    fn slots_are_guarded_staggered_and_distinct() {
+        let size = slot_size_for(64 * 1024).unwrap();
+        let a = alloc(size).unwrap();
+        let b = alloc(size).unwrap();
+        assert_ne!(a.bottom, b.bottom);
+        assert_eq!(a.top % 16, 0);
+        assert!(guard_hit(a.bottom).is_some());
+        assert!(guard_hit(a.bottom + PAGE).is_none());
+        // The usable part is writable.
+        // SAFETY: the byte lies in a slot we own, above the guard.
+        unsafe { *((a.top - 8) as *mut u64) = 7 };
+        free(a);
+        free(b);
+    }
+}

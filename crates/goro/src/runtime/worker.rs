@@ -1,0 +1,636 @@
+//! Workers (Go's `m` + `p`, fused) and the scheduler loop (DESIGN §3).
+//!
+//! # Queues
+//!
+//! | queue       | holds                      | pushed by                   | popped by            |
+//! |-------------|----------------------------|-----------------------------|----------------------|
+//! | `runnext`   | one goroutine, next to run | its own worker (wake/spawn) | its own worker       |
+//! | `runq`      | pinned, runnable           | its own worker              | its own worker       |
+//! | `unstarted` | never-run goroutines       | its own worker              | own worker + thieves |
+//! | `inbox`     | pinned, woken elsewhere    | any thread                  | its own worker       |
+//! | `injector`  | spawned from plain threads | any thread                  | any worker           |
+//!
+//! A goroutine that has run is *pinned* to its home worker (DESIGN §1), so
+//! only `unstarted` and the injector are ever stolen from: placement is the
+//! load-balancing decision.
+//!
+//! # Fairness
+//!
+//! Every 61st scheduling tick looks at the inbox and the injector first (Go's
+//! `schedtick % 61`); `runnext` is taken at most 16 times in a row while the
+//! local queue has work, so a ping-pong pair cannot starve it.
+//!
+//! # Idle workers
+//!
+//! A worker without work spins for a short while stealing (at most one
+//! spinner at a time is woken for new work, as Go's `wakep`), then sleeps on
+//! its futex until its next timer. The sleep protocol is Dekker-style: the
+//! worker sets `sleeping` (SeqCst) and re-checks every source; a producer
+//! pushes, then (SeqCst fence) reads `sleeping` and unparks. One of the two
+//! always sees the other, so no wake is lost.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+use crossbeam_queue::SegQueue;
+use parking_lot::Mutex;
+
+use super::goroutine::{Body, Coro, GRef, Goroutine, Switch};
+use super::park::{ThreadParker, Unparker};
+use super::stack::{self, StackPool};
+use super::timer::TimerQueue;
+
+/// Ticks between forced looks at the inbox and injector (Go's 61).
+const FAIRNESS_TICK: u32 = 61;
+/// Most consecutive `runnext` picks while the local queue waits.
+const RUNNEXT_STREAK: u32 = 16;
+/// Steal rounds an idle worker makes before it sleeps.
+const SPIN_ROUNDS: u32 = 64;
+/// Channel operations a goroutine may complete without parking before it
+/// yields (tokio-style budget).
+pub(crate) const BUDGET: u32 = 128;
+
+/// Runtime state shared by all workers (Go's `sched`).
+pub(crate) struct Shared {
+    /// Per-worker state other threads may touch.
+    pub(crate) workers: Box<[WorkerShared]>,
+    /// Goroutines spawned from outside the runtime's workers.
+    pub(crate) injector: Injector<GRef>,
+    /// Goroutines spawned and not yet finished.
+    pub(crate) live: AtomicUsize,
+    /// Set by `Runtime::drop`: goroutines unwind at their next park.
+    pub(crate) shutdown: AtomicBool,
+    /// Set once every goroutine is gone: workers exit.
+    pub(crate) exit: AtomicBool,
+    /// Indices of sleeping workers (LIFO).
+    pub(crate) sleepers: Mutex<Vec<usize>>,
+    /// `sleepers.len()`, readable without the lock.
+    pub(crate) num_sleeping: AtomicUsize,
+    /// Workers currently spinning for work.
+    pub(crate) num_spinning: AtomicUsize,
+    /// Default stack reservation in bytes (before rounding).
+    pub(crate) stack_size: usize,
+    /// Slot size of `stack_size` (guard included).
+    pub(crate) slot_size: usize,
+    /// Origin of the runtime's nanosecond clock (timers).
+    pub(crate) epoch: Instant,
+    /// The thread or goroutine waiting in `Runtime::drop` for `live == 0`.
+    pub(crate) shutdown_waiter: Mutex<Option<Unparker>>,
+    /// Round-robin cursor for timers created on plain threads.
+    pub(crate) next_timer_worker: AtomicUsize,
+}
+
+/// The part of a worker other threads may touch.
+pub(crate) struct WorkerShared {
+    /// Pinned goroutines woken by other threads.
+    pub(crate) inbox: SegQueue<GRef>,
+    /// Thieves' end of the worker's `unstarted` queue.
+    pub(crate) stealer: Stealer<GRef>,
+    /// The worker sleeps on this when idle.
+    pub(crate) parker: ThreadParker,
+    /// True while the worker is (about to be) asleep.
+    pub(crate) sleeping: AtomicBool,
+    /// Timers owned by this worker.
+    pub(crate) timers: TimerQueue,
+    /// Started goroutines pinned here (for shutdown and dumps).
+    pub(crate) registry: Mutex<Registry>,
+}
+
+/// Slab of the goroutines pinned to one worker.
+#[derive(Default)]
+pub(crate) struct Registry {
+    /// Occupied slots hold a goroutine.
+    pub(crate) slots: Vec<Option<GRef>>,
+    /// Free slot indices.
+    free: Vec<usize>,
+}
+
+impl Registry {
+    fn insert(&mut self, g: GRef) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(g);
+                i
+            }
+            None => {
+                self.slots.push(Some(g));
+                self.slots.len() - 1
+            }
+        }
+    }
+    fn remove(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i) {
+            if s.take().is_some() {
+                self.free.push(i);
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(workers: usize, stack_size: usize, slot_size: usize) -> (Arc<Shared>, Vec<Deque<GRef>>) {
+        let deques: Vec<Deque<GRef>> = (0..workers).map(|_| Deque::new_fifo()).collect();
+        let ws = deques
+            .iter()
+            .map(|d| WorkerShared {
+                inbox: SegQueue::new(),
+                stealer: d.stealer(),
+                parker: ThreadParker::new(),
+                sleeping: AtomicBool::new(false),
+                timers: TimerQueue::new(),
+                registry: Mutex::new(Registry::default()),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            workers: ws,
+            injector: Injector::new(),
+            live: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
+            sleepers: Mutex::new(Vec::new()),
+            num_sleeping: AtomicUsize::new(0),
+            num_spinning: AtomicUsize::new(0),
+            stack_size,
+            slot_size,
+            epoch: Instant::now(),
+            shutdown_waiter: Mutex::new(None),
+            next_timer_worker: AtomicUsize::new(0),
+        });
+        (shared, deques)
+    }
+
+    /// Nanoseconds since the runtime's epoch.
+    pub(crate) fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
+    }
+
+    /// Wakes one sleeping worker if nobody is spinning (Go's `wakep`).
+    pub(crate) fn wake_idle(&self) {
+        fence(Ordering::SeqCst);
+        if self.num_spinning.load(Ordering::Relaxed) != 0 || self.num_sleeping.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let idx = {
+            let mut s = self.sleepers.lock();
+            let i = s.pop();
+            if i.is_some() {
+                self.num_sleeping.fetch_sub(1, Ordering::Relaxed);
+            }
+            i
+        };
+        if let Some(i) = idx {
+            self.workers[i].parker.unpark();
+        }
+    }
+
+    /// Wakes worker `i` if it sleeps (after something was queued for it).
+    pub(crate) fn notify_worker(&self, i: usize) {
+        let ws = &self.workers[i];
+        // Pairs with the SeqCst store of `sleeping` in `Worker::sleep`.
+        fence(Ordering::SeqCst);
+        if ws.sleeping.load(Ordering::Relaxed) {
+            ws.parker.unpark();
+        }
+    }
+
+    /// Queues a new goroutine from outside this runtime's workers.
+    pub(crate) fn inject(&self, g: GRef) {
+        self.injector.push(g);
+        self.wake_idle();
+    }
+
+    /// Called when a goroutine has finished (or was dropped unstarted).
+    fn goroutine_exited(&self) {
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 && self.shutdown.load(Ordering::Acquire) {
+            if let Some(w) = self.shutdown_waiter.lock().take() {
+                w.unpark();
+            }
+        }
+    }
+}
+
+/// A worker thread's own state; other threads never see it.
+pub(crate) struct Worker {
+    /// The runtime.
+    pub(crate) shared: Arc<Shared>,
+    /// Index in `shared.workers`.
+    pub(crate) index: usize,
+    /// The goroutine being resumed, or null in the scheduler loop.
+    current: Cell<*const Goroutine>,
+    /// The goroutine to run next.
+    runnext: Cell<Option<GRef>>,
+    /// Pinned runnable goroutines.
+    runq: RefCell<VecDeque<GRef>>,
+    /// Never-run goroutines; thieves take from the other end.
+    unstarted: Deque<GRef>,
+    /// Scheduling ticks (fairness).
+    tick: Cell<u32>,
+    /// Consecutive `runnext` picks.
+    streak: Cell<u32>,
+    /// Warm stacks of the default size.
+    pool: RefCell<StackPool>,
+    /// Remaining budget of the running goroutine.
+    budget: Cell<u32>,
+    /// xorshift state for steal order and `select!`.
+    rng: Cell<u64>,
+}
+
+thread_local! {
+    /// The worker running on this thread, or null on a plain thread.
+    static WORKER: Cell<*const Worker> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The goroutine running on this thread, or null.
+#[inline]
+pub(crate) fn current_goroutine_ptr() -> *const Goroutine {
+    WORKER.with(|w| {
+        let p = w.get();
+        if p.is_null() {
+            std::ptr::null()
+        } else {
+            // SAFETY: `WORKER` points at the worker living on this thread's
+            // stack for as long as the pointer is set (cleared before it returns).
+            unsafe { (*p).current.get() }
+        }
+    })
+}
+
+/// Runs `f` with this thread's worker, if it is one.
+#[inline]
+pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
+    WORKER.with(|w| {
+        let p = w.get();
+        if p.is_null() {
+            f(None)
+        } else {
+            // SAFETY: as in `current_goroutine_ptr`.
+            f(Some(unsafe { &*p }))
+        }
+    })
+}
+
+/// A fast thread-local random number (for `select!` and steal order).
+pub(crate) fn fastrand() -> u64 {
+    thread_local! {
+        static RNG: Cell<u64> = Cell::new({
+            let t = Instant::now();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&t, &mut h);
+            std::hash::Hash::hash(&std::thread::current().id(), &mut h);
+            std::hash::Hasher::finish(&h) | 1
+        });
+    }
+    with_worker(|w| match w {
+        Some(w) => xorshift(&w.rng),
+        None => RNG.with(xorshift),
+    })
+}
+
+fn xorshift(c: &Cell<u64>) -> u64 {
+    let mut x = c.get();
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c.set(x);
+    x
+}
+
+/// Makes a woken goroutine runnable on its home worker.
+pub(crate) fn schedule_woken(g: GRef) {
+    let home = g.home.load(Ordering::Relaxed);
+    debug_assert_ne!(home, super::goroutine::NO_HOME);
+    let g = match with_worker(|w| match w {
+        Some(w) if w.index == home && Arc::ptr_eq(&w.shared, &g.rt) => {
+            w.push_runnext(g);
+            None
+        }
+        _ => Some(g),
+    }) {
+        None => return,
+        Some(g) => g,
+    };
+    let rt = g.rt.clone();
+    rt.workers[home].inbox.push(g);
+    rt.notify_worker(home);
+}
+
+/// Queues a freshly spawned goroutine: `runnext` of the spawning worker, or
+/// the injector when spawned from elsewhere.
+pub(crate) fn schedule_new(g: GRef) {
+    let g = match with_worker(|w| match w {
+        Some(w) if Arc::ptr_eq(&w.shared, &g.rt) => {
+            w.push_runnext(g);
+            None
+        }
+        _ => Some(g),
+    }) {
+        None => return,
+        Some(g) => g,
+    };
+    let rt = g.rt.clone();
+    rt.inject(g);
+}
+
+/// Spends one unit of the running goroutine's budget; yields when it is
+/// exhausted so an always-ready loop cannot monopolise its worker.
+#[inline]
+pub(crate) fn coop_tick() {
+    let exhausted = with_worker(|w| match w {
+        Some(w) if !w.current.get().is_null() => {
+            let b = w.budget.get();
+            if b <= 1 {
+                w.budget.set(BUDGET);
+                true
+            } else {
+                w.budget.set(b - 1);
+                false
+            }
+        }
+        _ => false,
+    });
+    if exhausted {
+        super::goroutine::yield_current();
+    }
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, index: usize, unstarted: Deque<GRef>) -> Worker {
+        let slot = shared.slot_size;
+        Worker {
+            shared,
+            index,
+            current: Cell::new(std::ptr::null()),
+            runnext: Cell::new(None),
+            runq: RefCell::new(VecDeque::new()),
+            unstarted,
+            tick: Cell::new(0),
+            streak: Cell::new(0),
+            pool: RefCell::new(StackPool::new(slot)),
+            budget: Cell::new(BUDGET),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
+        }
+    }
+
+    fn me(&self) -> &WorkerShared {
+        &self.shared.workers[self.index]
+    }
+
+    /// Puts `g` in `runnext`, moving the previous occupant to the right queue.
+    pub(crate) fn push_runnext(&self, g: GRef) {
+        if let Some(old) = self.runnext.replace(Some(g)) {
+            if old.is_unstarted() {
+                self.unstarted.push(old);
+                self.shared.wake_idle();
+            } else {
+                self.runq.borrow_mut().push_back(old);
+            }
+        }
+    }
+
+    /// Adds a timer-driven or local wake to the back of the local queue.
+    fn push_local(&self, g: GRef) {
+        if g.is_unstarted() {
+            self.unstarted.push(g);
+        } else {
+            self.runq.borrow_mut().push_back(g);
+        }
+    }
+
+    fn drain_inbox(&self) {
+        let me = self.me();
+        if me.inbox.is_empty() {
+            return;
+        }
+        let mut q = self.runq.borrow_mut();
+        while let Some(g) = me.inbox.pop() {
+            q.push_back(g);
+        }
+    }
+
+    /// Work this worker owns or can get without contention.
+    fn find_local(&self) -> Option<GRef> {
+        let t = self.tick.get().wrapping_add(1);
+        self.tick.set(t);
+        if t % FAIRNESS_TICK == 0 {
+            self.drain_inbox();
+            if let Steal::Success(g) = self.shared.injector.steal() {
+                return Some(g);
+            }
+            if let Some(g) = self.runq.borrow_mut().pop_front() {
+                return Some(g);
+            }
+        }
+        self.run_timers();
+        if let Some(g) = self.runnext.take() {
+            let s = self.streak.get();
+            if s < RUNNEXT_STREAK || self.runq.borrow().is_empty() {
+                self.streak.set(s + 1);
+                return Some(g);
+            }
+            self.runq.borrow_mut().push_back(g);
+        }
+        self.streak.set(0);
+        if let Some(g) = self.runq.borrow_mut().pop_front() {
+            return Some(g);
+        }
+        if let Some(g) = self.unstarted.pop() {
+            return Some(g);
+        }
+        self.drain_inbox();
+        self.runq.borrow_mut().pop_front()
+    }
+
+    /// Work taken from the injector or other workers.
+    fn find_remote(&self) -> Option<GRef> {
+        if let Steal::Success(g) = self.shared.injector.steal_batch_and_pop(&self.unstarted) {
+            return Some(g);
+        }
+        let n = self.shared.workers.len();
+        if n > 1 {
+            let start = (xorshift(&self.rng) % n as u64) as usize;
+            for k in 0..n {
+                let i = (start + k) % n;
+                if i == self.index {
+                    continue;
+                }
+                loop {
+                    match self.shared.workers[i].stealer.steal_batch_and_pop(&self.unstarted) {
+                        Steal::Success(g) => return Some(g),
+                        Steal::Retry => continue,
+                        Steal::Empty => break,
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Fires due timers; woken goroutines land in this worker's queues.
+    fn run_timers(&self) {
+        let me = self.me();
+        if !me.timers.has_any() {
+            return;
+        }
+        let now = self.shared.nanos(Instant::now());
+        me.timers.run_due(now);
+    }
+
+    /// Whether any work is visible anywhere (re-check before sleeping).
+    fn work_visible(&self) -> bool {
+        let me = self.me();
+        if !me.inbox.is_empty() || !self.shared.injector.is_empty() {
+            return true;
+        }
+        if me.timers.due(self.shared.nanos(Instant::now())) {
+            return true;
+        }
+        if self.shared.shutdown.load(Ordering::Acquire) && self.shared.exit.load(Ordering::Acquire) {
+            return true;
+        }
+        self.shared.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+
+    fn spin(&self) -> Option<GRef> {
+        self.shared.num_spinning.fetch_add(1, Ordering::SeqCst);
+        let mut found = None;
+        for round in 0..SPIN_ROUNDS {
+            self.run_timers();
+            found = self.runnext.take().or_else(|| self.runq.borrow_mut().pop_front());
+            if found.is_none() {
+                self.drain_inbox();
+                found = self.runq.borrow_mut().pop_front().or_else(|| self.find_remote());
+            }
+            if found.is_some() || self.shared.exit.load(Ordering::Acquire) {
+                break;
+            }
+            for _ in 0..(round.min(8) * 8) {
+                std::hint::spin_loop();
+            }
+        }
+        if self.shared.num_spinning.fetch_sub(1, Ordering::SeqCst) == 1 && found.is_some() {
+            // The last spinner found work: more may follow, keep one looking.
+            self.shared.wake_idle();
+        }
+        found
+    }
+
+    fn sleep(&self) {
+        let me = self.me();
+        {
+            let mut s = self.shared.sleepers.lock();
+            s.push(self.index);
+            self.shared.num_sleeping.fetch_add(1, Ordering::SeqCst);
+        }
+        me.sleeping.store(true, Ordering::SeqCst);
+        if !self.work_visible() {
+            let deadline = me.timers.next_deadline().map(|ns| self.shared.epoch + std::time::Duration::from_nanos(ns));
+            me.parker.park(deadline);
+        }
+        me.sleeping.store(false, Ordering::SeqCst);
+        let mut s = self.shared.sleepers.lock();
+        if let Some(pos) = s.iter().position(|&i| i == self.index) {
+            s.swap_remove(pos);
+            self.shared.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The scheduler loop (Go's `schedule`).
+    fn run(&self) {
+        loop {
+            if let Some(g) = self.find_local() {
+                self.run_goroutine(g);
+                continue;
+            }
+            if self.shared.exit.load(Ordering::Acquire) {
+                break;
+            }
+            if let Some(g) = self.find_remote().or_else(|| self.spin()) {
+                self.run_goroutine(g);
+                continue;
+            }
+            if self.shared.exit.load(Ordering::Acquire) {
+                break;
+            }
+            self.sleep();
+        }
+    }
+
+    /// Starts or resumes `g` until it parks, yields or returns.
+    fn run_goroutine(&self, g: GRef) {
+        // SAFETY: we are the worker that owns `g` now: it came out of one of
+        // our queues (the only place it was), and if it has run before, we
+        // are its home (only the home worker's queues ever hold it).
+        let body = unsafe { &mut *g.body.get() };
+        if let Body::Unstarted(_) = body {
+            let Body::Unstarted(f) = std::mem::replace(body, Body::Finished) else { unreachable!() };
+            if g.cancelled.load(Ordering::Acquire) || self.shared.shutdown.load(Ordering::Acquire) {
+                drop(f); // completes its JoinHandle as cancelled
+                self.shared.goroutine_exited();
+                return;
+            }
+            let slot = match stack::slot_size_for(g.stack_size) {
+                Ok(s) => s,
+                Err(e) => return self.fail_start(&g, f, e),
+            };
+            let st = match self.pool.borrow_mut().get(slot) {
+                Ok(s) => s,
+                Err(e) => return self.fail_start(&g, f, e),
+            };
+            g.home.store(self.index, Ordering::Relaxed);
+            let slot_idx = self.me().registry.lock().insert(g.clone());
+            g.slot.store(slot_idx, Ordering::Relaxed);
+            let gp = Arc::as_ptr(&g) as usize;
+            let coro: Coro = corosensei::Coroutine::with_stack(st, move |y, ()| {
+                // SAFETY: the record outlives its coroutine: the worker holds
+                // a `GRef` while resuming, and the coroutine only runs then.
+                unsafe { (*(gp as *const Goroutine)).yielder.set(y as *const _) };
+                f();
+            });
+            *body = Body::Running(coro);
+        }
+        let Body::Running(coro) = body else {
+            // Finished goroutines are never queued.
+            unreachable!("goroutine {} queued after it finished", g.id)
+        };
+        self.current.set(Arc::as_ptr(&g));
+        self.budget.set(BUDGET);
+        let r = coro.resume(());
+        self.current.set(std::ptr::null());
+        match r {
+            corosensei::CoroutineResult::Yield(Switch::Park) => {}
+            corosensei::CoroutineResult::Yield(Switch::Yield) => self.push_local(g),
+            corosensei::CoroutineResult::Return(()) => {
+                let Body::Running(coro) = std::mem::replace(body, Body::Finished) else { unreachable!() };
+                self.pool.borrow_mut().put(coro.into_stack());
+                self.me().registry.lock().remove(g.slot.load(Ordering::Relaxed));
+                drop(g);
+                self.shared.goroutine_exited();
+            }
+        }
+    }
+
+    #[cold]
+    fn fail_start(&self, g: &Goroutine, f: Box<dyn FnOnce() + Send>, e: io::Error) {
+        eprintln!("goroutine {} could not start: no stack could be allocated: {e}", g.id);
+        drop(f);
+        self.shared.goroutine_exited();
+    }
+}
+
+/// Body of a worker thread.
+pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, unstarted: Deque<GRef>) {
+    super::overflow::install_for_thread();
+    let w = Worker::new(shared, index, unstarted);
+    WORKER.with(|c| c.set(&w as *const Worker));
+    w.run();
+    WORKER.with(|c| c.set(std::ptr::null()));
+    w.pool.borrow_mut().drain();
+    w.me().timers.clear();
+    // Anything still queued was cancelled and has been dropped by now.
+    while w.me().inbox.pop().is_some() {}
+}

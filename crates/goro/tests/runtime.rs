@@ -1,0 +1,321 @@
+//! Explicit runtimes: `Runtime::builder`, `block_on`, `spawn`, what dropping a
+//! runtime does to its goroutines, and `#[goro::test]` (API.md "Goroutines").
+
+use goro::chan;
+use goro::Runtime;
+use std::any::Any;
+use std::collections::HashSet;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Runs `f` on a helper thread and fails the test if it takes longer than `secs`.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(payload)) => panic::resume_unwind(payload),
+        Err(_) => panic!("did not finish within {secs} s (hang?)"),
+    }
+}
+
+/// The text of a panic payload (`panic!("literal")` or `panic!("{}", x)`).
+fn panic_text(payload: &(dyn Any + Send)) -> Option<String> {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        Some((*s).to_string())
+    } else {
+        payload.downcast_ref::<String>().cloned()
+    }
+}
+
+/// Increments a shared counter when dropped: proves a destructor ran.
+struct DropGuard(Arc<AtomicUsize>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Runtime::builder().workers(n).build() gives a runtime whose main goroutine returns a value.
+#[test]
+fn builder_builds_and_block_on_returns_value() {
+    let rt = Runtime::builder()
+        .workers(2)
+        .build()
+        .expect("build a runtime");
+    assert_eq!(rt.block_on(|| 6 * 7), 42);
+    let s = rt.block_on(|| String::from("from the main goroutine"));
+    assert_eq!(s, "from the main goroutine");
+    // block_on's body is a goroutine.
+    assert!(rt.block_on(goro::current_id).is_some());
+}
+
+/// GOMAXPROCS: a runtime with n workers runs its goroutines on at most n OS threads.
+#[test]
+fn goroutines_run_on_at_most_n_worker_threads() {
+    for n in [1usize, 3] {
+        let rt = Runtime::builder().workers(n).build().unwrap();
+        let threads = Arc::new(Mutex::new(HashSet::new()));
+        let handles: Vec<_> = (0..200)
+            .map(|_| {
+                let threads = threads.clone();
+                rt.spawn(move || {
+                    for _ in 0..3 {
+                        threads.lock().unwrap().insert(thread::current().id());
+                        goro::time::sleep(Duration::from_millis(1));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let seen = threads.lock().unwrap().len();
+        assert!(
+            seen >= 1 && seen <= n,
+            "workers({n}) ran goroutines on {seen} threads"
+        );
+        assert!(!threads.lock().unwrap().contains(&thread::current().id()));
+    }
+}
+
+/// A panic in block_on's main goroutine is re-raised on the caller with its payload.
+#[test]
+fn block_on_reraises_panic_of_main_goroutine() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let res = panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(|| -> u32 { panic!("main goroutine fails: {}", 99) })
+    }));
+    let payload = res.expect_err("block_on must re-raise the panic");
+    assert_eq!(
+        panic_text(&*payload).as_deref(),
+        Some("main goroutine fails: 99")
+    );
+    // The runtime is still usable after that.
+    assert_eq!(rt.block_on(|| 5), 5);
+}
+
+/// block_on needs no 'static: the main goroutine may borrow the caller's stack.
+#[test]
+fn block_on_borrows_non_static_data() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let numbers: Vec<u64> = (1..=10).collect();
+    let mut log = String::new();
+    let total = rt.block_on(|| {
+        log.push_str("ran");
+        numbers.iter().sum::<u64>()
+    });
+    assert_eq!(total, 55);
+    assert_eq!(log, "ran");
+    // scope inside block_on may hand that borrow on to more goroutines.
+    let doubled = rt.block_on(|| {
+        let out = Mutex::new(Vec::new());
+        goro::scope(|s| {
+            for n in &numbers {
+                let out = &out;
+                let _ = s.go(move || out.lock().unwrap().push(n * 2));
+            }
+        });
+        let mut v = out.into_inner().unwrap();
+        v.sort();
+        v
+    });
+    assert_eq!(doubled, (1..=10).map(|n| n * 2).collect::<Vec<u64>>());
+}
+
+/// rt.spawn starts a goroutine in that runtime from a plain thread; join returns its value.
+#[test]
+fn runtime_spawn_from_plain_thread() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| {
+            rt.spawn(move || {
+                assert!(goro::current_id().is_some());
+                goro::yield_now();
+                i * 3
+            })
+        })
+        .collect();
+    let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 3 * 99 * 100 / 2);
+}
+
+/// Goroutines spawned with `go` inside a runtime belong to that runtime (its NumGoroutine).
+#[test]
+fn go_inside_a_runtime_spawns_into_it() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (tx, rx) = chan::bounded::<()>(0);
+    let (counted, base) = rt.block_on(|| {
+        let base = goro::num_goroutine();
+        let hs: Vec<_> = (0..5)
+            .map(|_| {
+                let rx = rx.clone();
+                goro::go(move || rx.recv().is_err())
+            })
+            .collect();
+        let counted = goro::num_goroutine();
+        tx.close();
+        for h in hs {
+            assert!(h.join().unwrap());
+        }
+        (counted, base)
+    });
+    assert_eq!(counted, base + 5);
+}
+
+/// Dropping a runtime unwinds goroutines parked forever (destructors run) and
+/// their handles report is_cancelled().
+#[test]
+fn dropping_runtime_unwinds_parked_goroutines() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (keep_tx, rx) = chan::bounded::<u32>(0); // keep_tx stays alive: recv never ends
+    let mut handles = Vec::new();
+    for i in 0..40u32 {
+        let guard = DropGuard(dropped.clone());
+        let started = started.clone();
+        let rx = rx.clone();
+        handles.push(rt.spawn(move || -> u32 {
+            let _guard = guard;
+            started.fetch_add(1, Ordering::SeqCst);
+            match i % 4 {
+                0 => rx.recv().unwrap_or(0),
+                1 => chan::never::<u32>().recv().unwrap_or(0),
+                2 => {
+                    goro::time::sleep(Duration::from_secs(3600));
+                    0
+                }
+                _ => goro::select! {
+                    recv(rx) -> v => v.unwrap_or(0),
+                    recv(goro::time::after(Duration::from_secs(3600))) -> _ => 0,
+                },
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while started.load(Ordering::SeqCst) < 40 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 40);
+    thread::sleep(Duration::from_millis(50)); // let them reach their parks
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+
+    within(20, move || drop(rt));
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        40,
+        "destructors of parked goroutines did not run"
+    );
+    for h in handles {
+        let err = within(10, move || h.join()).expect_err("a cancelled goroutine has no value");
+        assert!(
+            err.is_cancelled(),
+            "handle of a goroutine ended by Runtime drop: {err:?}"
+        );
+        assert!(!err.is_panic());
+    }
+    drop(keep_tx);
+}
+
+/// Dropping a one-worker runtime right after 100 spawns cancels queued and parked goroutines alike.
+#[test]
+fn dropping_runtime_cancels_queued_and_parked_goroutines() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (gate_tx, gate_rx) = chan::bounded::<()>(0);
+    // Fill the runtime with parked goroutines and queued ones.
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            let guard = DropGuard(dropped.clone());
+            let gate_rx = gate_rx.clone();
+            rt.spawn(move || {
+                let _guard = guard;
+                let _ = gate_rx.recv();
+            })
+        })
+        .collect();
+    within(20, move || drop(rt));
+    assert_eq!(dropped.load(Ordering::SeqCst), 100);
+    for h in handles {
+        assert!(within(10, move || h.join()).unwrap_err().is_cancelled());
+    }
+    drop(gate_tx);
+}
+
+/// Calling block_on from inside one of the runtime's own goroutines panics with a message.
+#[test]
+fn nested_block_on_panics() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let outcome = rt.block_on(|| {
+        let inner = panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(|| 1)));
+        inner.map_err(|p| panic_text(&*p).unwrap_or_default())
+    });
+    let msg = outcome.expect_err("nested block_on must panic instead of deadlocking");
+    assert!(!msg.is_empty(), "the panic should carry a message");
+}
+
+/// checkdead: block_on panics with Go's deadlock text when nothing can ever wake main.
+#[test]
+fn block_on_reports_deadlock() {
+    let res = within(30, || {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(|| {
+                let (_tx, rx) = chan::bounded::<u8>(0);
+                rx.recv()
+            })
+        }));
+        res.map_err(|p| panic_text(&*p).unwrap_or_default())
+    });
+    let msg = res.expect_err("block_on must panic on a deadlock");
+    assert!(
+        msg.contains("all goroutines are asleep - deadlock!"),
+        "unexpected deadlock message: {msg}"
+    );
+}
+
+/// `#[goro::test]`: the body runs as the main goroutine of a runtime.
+#[goro::test]
+fn test_attribute_body_runs_as_a_goroutine() {
+    assert!(goro::current_id().is_some());
+    let (tx, rx) = chan::bounded(0);
+    let h = goro::go(move || tx.send(String::from("hi")).unwrap());
+    assert_eq!(rx.recv().unwrap(), "hi");
+    h.join().unwrap();
+    let start = Instant::now();
+    goro::time::sleep(Duration::from_millis(10));
+    assert!(start.elapsed() >= Duration::from_millis(10));
+}
+
+/// `#[goro::test]` uses a fresh runtime: its goroutine count is its own.
+#[goro::test]
+fn test_attribute_uses_a_fresh_runtime() {
+    let base = goro::num_goroutine();
+    let (tx, rx) = chan::bounded::<()>(0);
+    let hs: Vec<_> = (0..3)
+        .map(|_| {
+            let rx = rx.clone();
+            goro::go(move || rx.recv().is_err())
+        })
+        .collect();
+    assert_eq!(goro::num_goroutine(), base + 3);
+    drop(tx);
+    for h in hs {
+        assert!(h.join().unwrap());
+    }
+}
+
+/// A panic in a `#[goro::test]` body fails the test like a plain #[test] (should_panic works).
+#[goro::test]
+#[should_panic(expected = "expected failure inside goro::test")]
+fn test_attribute_propagates_panics() {
+    goro::yield_now();
+    panic!("expected failure inside goro::test");
+}

@@ -1,0 +1,187 @@
+//! Goroutine stacks: an infinite recursion hits the guard page and the process
+//! dies with a report naming the goroutine (as Rust does for threads), and a
+//! requested stack size is really available (DESIGN §2, API.md `stack_size`).
+//!
+//! A crash cannot be caught in-process, so each scenario re-runs this test
+//! binary as a child process that executes one `#[ignore]`d helper test, selected
+//! with `--exact` and switched on by an environment variable.
+
+use goro::{Builder, Runtime};
+use std::hint::black_box;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Set in the child's environment to the name of the scenario to run.
+const CHILD_ENV: &str = "GORO_STACK_TEST_CHILD";
+
+/// Runs helper test `name` of this binary in a child process and returns its output.
+fn run_child(name: &str) -> Output {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut child = Command::new(exe)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child test process");
+    // Read both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).ok();
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).ok();
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("child `{name}` hung for 60 s");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// True when this process is the child spawned to run scenario `name`.
+fn is_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).as_deref() == Ok(name)
+}
+
+/// Recurses forever, using about 1 KiB of stack per frame.
+fn recurse_forever(depth: u64) -> u64 {
+    let frame = black_box([depth; 128]);
+    if black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    recurse_forever(depth + 1).wrapping_add(black_box(frame[(depth % 128) as usize]))
+}
+
+/// Uses about `frames` KiB of stack, then returns.
+fn use_stack(frames: u64) -> u64 {
+    let frame = black_box([frames; 128]);
+    if frames == 0 {
+        return frame[0];
+    }
+    use_stack(frames - 1).wrapping_add(black_box(frame[(frames % 128) as usize]))
+}
+
+/// Child: a goroutine named "deep" recurses until it overflows.
+#[test]
+#[ignore = "helper: runs only as the child of goroutine_stack_overflow_is_reported"]
+fn child_overflow_named_goroutine() {
+    if !is_child("child_overflow_named_goroutine") {
+        return;
+    }
+    let h = Builder::new()
+        .name("deep")
+        .spawn(|| recurse_forever(0))
+        .unwrap();
+    let _ = h.join();
+    unreachable!("the overflow must end the process");
+}
+
+/// Child: a goroutine with an 8 MiB stack uses about 4 MiB of it.
+#[test]
+#[ignore = "helper: runs only as the child of builder_stack_size_is_usable"]
+fn child_big_builder_stack() {
+    if !is_child("child_big_builder_stack") {
+        return;
+    }
+    let h = Builder::new()
+        .stack_size(8 << 20)
+        .spawn(|| use_stack(4096))
+        .unwrap();
+    assert!(h.join().unwrap() > 0);
+}
+
+/// Child: a runtime whose goroutines get 8 MiB stacks by default.
+#[test]
+#[ignore = "helper: runs only as the child of runtime_stack_size_is_usable"]
+fn child_big_runtime_stack() {
+    if !is_child("child_big_runtime_stack") {
+        return;
+    }
+    let rt = Runtime::builder()
+        .workers(2)
+        .stack_size(8 << 20)
+        .build()
+        .unwrap();
+    assert!(rt.spawn(|| use_stack(4096)).join().unwrap() > 0);
+    assert!(rt.block_on(|| use_stack(4096)) > 0);
+}
+
+/// Go: "goroutine stack exceeds limit" is fatal; goro aborts with a report naming the goroutine.
+#[test]
+fn goroutine_stack_overflow_is_reported() {
+    let out = run_child("child_overflow_named_goroutine");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the child survived an infinite recursion: {:?}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("overflowed its stack"),
+        "no overflow report ({:?}); stderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("goroutine"),
+        "report does not say goroutine:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("deep"),
+        "report does not name the goroutine:\n{stderr}"
+    );
+}
+
+/// Builder::stack_size(8 MiB) really gives that much stack (4 MiB of recursion is fine).
+#[test]
+fn builder_stack_size_is_usable() {
+    let out = run_child("child_big_builder_stack");
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child really ran the scenario (and did not filter everything out).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "child ran no test:\n{stdout}");
+}
+
+/// RuntimeBuilder::stack_size sets the default stack for that runtime's goroutines.
+#[test]
+fn runtime_stack_size_is_usable() {
+    let out = run_child("child_big_runtime_stack");
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "child ran no test:\n{stdout}");
+}
