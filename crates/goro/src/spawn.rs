@@ -315,6 +315,9 @@ where
     rt.live.fetch_add(1, Ordering::AcqRel);
     let handle = JoinHandle { g: g.clone(), packet };
     worker::schedule_new(g);
+    // A goroutine spawning in a loop spends its budget like a channel loop,
+    // so its children get to run (and its backlog stays bounded).
+    worker::coop_tick();
     Ok(handle)
 }
 

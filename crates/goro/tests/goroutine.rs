@@ -8,6 +8,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -212,6 +213,28 @@ fn num_goroutine_counts_live_goroutines() {
             "finished goroutines still counted"
         );
     });
+}
+
+/// Outside any runtime, num_goroutine counts the default runtime's goroutines.
+#[test]
+fn num_goroutine_on_a_plain_thread_counts_the_default_runtime() {
+    let (tx, rx) = chan::bounded::<()>(0);
+    let parked: Vec<_> = (0..5)
+        .map(|_| {
+            let rx = rx.clone();
+            goro::go(move || rx.recv().is_err())
+        })
+        .collect();
+    // Other tests share the default runtime, so only a lower bound is exact.
+    assert!(
+        goro::num_goroutine() >= 5,
+        "num_goroutine: {}",
+        goro::num_goroutine()
+    );
+    drop(tx);
+    for h in parked {
+        assert!(h.join().unwrap());
+    }
 }
 
 /// As in Go, a fresh runtime's main goroutine alone makes NumGoroutine() == 1.
@@ -439,7 +462,7 @@ fn stress_goroutines_never_migrate() {
 /// goroutines spawn `batches` x 2000 short goroutines; counts migrations.
 fn check_pinning(pairs: usize, rounds: usize, batches: usize) {
     let rt = Runtime::builder().workers(4).build().unwrap();
-    let (violations, churned) = rt.block_on(|| {
+    let (violations, churned, homes) = rt.block_on(|| {
         let mut pinned = Vec::with_capacity(2 * pairs);
         for p in 0..pairs {
             let (ping_tx, ping_rx) = chan::bounded::<usize>(0);
@@ -470,7 +493,7 @@ fn check_pinning(pairs: usize, rounds: usize, batches: usize) {
                     }
                     assert_eq!(Rc::strong_count(&mine), 2);
                     STASH.with(|s| s.borrow_mut().retain(|r| !Rc::ptr_eq(r, &mine)));
-                    bad
+                    (bad, home)
                 }));
             }
         }
@@ -499,9 +522,104 @@ fn check_pinning(pairs: usize, rounds: usize, batches: usize) {
             })
             .collect();
         let churned: usize = churn.into_iter().map(|h| h.join().unwrap()).sum();
-        let violations: usize = pinned.into_iter().map(|h| h.join().unwrap()).sum();
-        (violations, churned)
+        let mut violations = 0;
+        let mut homes = HashSet::new();
+        for h in pinned {
+            let (bad, home) = h.join().unwrap();
+            violations += bad;
+            homes.insert(home);
+        }
+        (violations, churned, homes.len())
     });
     assert_eq!(churned, 2 * batches * 2000);
     assert_eq!(violations, 0, "a goroutine resumed on another OS thread");
+    // Sanity: the goroutines were spread over several workers, so a migration
+    // would have had somewhere to go (otherwise this test proves nothing).
+    assert!(
+        homes >= 2,
+        "all pinned goroutines ran on {homes} worker thread(s)"
+    );
+}
+
+/// Goroutines are detached: dropping the JoinHandle does not stop the goroutine.
+#[test]
+fn dropping_the_handle_detaches() {
+    let (tx, rx) = chan::bounded::<&'static str>(0);
+    drop(goro::go(move || {
+        goro::time::sleep(Duration::from_millis(20));
+        tx.send("still ran").unwrap();
+    }));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("still ran"));
+}
+
+/// Set in a child process's environment to the helper test it should run.
+const CHILD_ENV: &str = "GORO_GOROUTINE_TEST_CHILD";
+
+/// Child: a named goroutine panics and nobody joins it; the program carries on.
+#[test]
+#[ignore = "helper: runs only as the child of unjoined_panic_is_printed_with_id_and_name"]
+fn child_unjoined_panic() {
+    if std::env::var(CHILD_ENV).as_deref() != Ok("child_unjoined_panic") {
+        return;
+    }
+    let h = Builder::new()
+        .name("lonely")
+        .spawn(|| panic!("unjoined failure"))
+        .unwrap();
+    println!("GOID={}", h.id());
+    drop(h);
+    thread::sleep(Duration::from_millis(200));
+    // The runtime carries on.
+    assert_eq!(goro::go(|| 5).join().unwrap(), 5);
+}
+
+/// A panic in a goroutine nobody joins is printed with its id and name, and
+/// the runtime carries on (API.md; Go would crash, std prints and carries on).
+#[test]
+fn unjoined_panic_is_printed_with_id_and_name() {
+    let exe = std::env::current_exe().unwrap();
+    let name = "child_unjoined_panic";
+    let child = Command::new(exe)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = within(60, move || child.wait_with_output().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let id = stdout
+        .split("GOID=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("child printed its goroutine id");
+    assert!(
+        stderr.contains("unjoined failure"),
+        "panic not printed:\n{stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("lonely"))
+        .unwrap_or_else(|| panic!("panic report does not name the goroutine:\n{stderr}"));
+    let numbers: Vec<&str> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert!(
+        numbers.contains(&id),
+        "panic report does not give id {id}: {line}"
+    );
 }

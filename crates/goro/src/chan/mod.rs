@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::RawMutex;
 
-use crate::runtime::park::{self, Unparker, WaitReason};
+use crate::runtime::park::{self, WaitReason, Waiter, Wakeup};
 use crate::runtime::timer::deadline_after;
 use crate::runtime::worker::coop_tick;
 
@@ -95,7 +95,7 @@ pub struct WaitCtx {
     /// `PENDING` until the claimer finished, then one of `DONE_*`.
     pub(crate) done: AtomicU8,
     /// Wakes the waiter.
-    pub(crate) unparker: Unparker,
+    pub(crate) waiter: Waiter,
     /// For `DONE_HANDOFF`: the receiver's context and value slot (type
     /// erased `*mut Option<T>`). Written by the claimer before `done`.
     pub(crate) peer: UnsafeCell<(*const WaitCtx, *mut ())>,
@@ -106,7 +106,7 @@ impl WaitCtx {
         WaitCtx {
             selected: AtomicUsize::new(NONE),
             done: AtomicU8::new(PENDING),
-            unparker: Unparker::current(),
+            waiter: Waiter::current(),
             peer: UnsafeCell::new((std::ptr::null(), std::ptr::null_mut())),
         }
     }
@@ -173,10 +173,11 @@ impl WaitCtx {
 ///
 /// * `ctx` points to a live `WaitCtx` that the caller has claimed and not
 ///   completed yet (so the waiter is still waiting and its frame is alive).
-pub(crate) unsafe fn complete(ctx: *const WaitCtx, kind: u8) -> Unparker {
+pub(crate) unsafe fn complete(ctx: *const WaitCtx, kind: u8) -> Wakeup {
     // SAFETY: live and claimed by us, per the contract.
     let c = unsafe { &*ctx };
-    let u = c.unparker.clone();
+    // SAFETY: not completed yet, so the waiter is still waiting.
+    let u = unsafe { c.waiter.wakeup() };
     // Release: publishes the slot write (and `peer`) to the waiter.
     c.done.store(kind, Ordering::Release);
     u
@@ -239,20 +240,20 @@ unsafe impl<T: Send> Sync for Chan<T> {}
 /// Outcome of a receive attempt under the lock.
 pub(crate) enum RecvPoll<T> {
     /// Got a value; maybe wake a sender.
-    Value(T, Option<Unparker>),
+    Value(T, Option<Wakeup>),
     /// Closed and drained.
     Closed,
     /// Nothing now.
     Empty,
     /// Claimed a valueless `select!` sender: wake it, then wait on our own
     /// context for the value.
-    Handoff(Unparker),
+    Handoff(Wakeup),
 }
 
 /// Outcome of a send attempt with a value under the lock.
 pub(crate) enum SendPoll<T> {
     /// Delivered; maybe wake a receiver.
-    Sent(Option<Unparker>),
+    Sent(Option<Wakeup>),
     /// Would block; the value comes back.
     Full(T),
     /// Closed or receivers gone; the value comes back.
@@ -330,7 +331,7 @@ impl<T> Chan<T> {
     /// # Safety
     ///
     /// * `inner` is this channel's state, locked.
-    pub(crate) unsafe fn refill(&self, inner: &mut Inner<T>) -> Option<Unparker> {
+    pub(crate) unsafe fn refill(&self, inner: &mut Inner<T>) -> Option<Wakeup> {
         while inner.buf.len() + inner.reserved < self.cap {
             let e = inner.sendq.pop_front()?;
             // SAFETY: queued entries point at live waiters (module docs).

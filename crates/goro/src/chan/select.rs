@@ -27,7 +27,7 @@ use super::{
     complete, Chan, Entry, Receiver, RecvError, RecvPoll, SendError, Sender, WaitCtx, DONE_CLOSED, DONE_HANDOFF,
     DONE_OK, DONE_RESERVED, DONE_RETRY, PENDING,
 };
-use crate::runtime::park::{self, Unparker, WaitReason};
+use crate::runtime::park::{self, WaitReason, Wakeup};
 use crate::runtime::worker::{coop_tick, fastrand};
 
 /// Index `__select_impl` returns when the `default` arm runs.
@@ -51,8 +51,14 @@ pub enum SelectMode {
 
 /// A wake to deliver after the channel locks are released.
 #[doc(hidden)]
-#[derive(Debug, Default)]
-pub struct Wake(Option<Unparker>);
+#[derive(Default)]
+pub struct Wake(Option<Wakeup>);
+
+impl std::fmt::Debug for Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wake")
+    }
+}
 
 /// Result of polling one case under the locks.
 #[doc(hidden)]

@@ -262,7 +262,7 @@ pub(crate) fn yield_current() {
 }
 
 /// Wakes `g` if parked, or leaves a token (see `park.rs`).
-pub(crate) fn unpark(g: &GRef) {
+pub(crate) fn unpark(g: &Goroutine) {
     let mut s = g.state.load(Ordering::Acquire);
     loop {
         match s {
@@ -273,7 +273,13 @@ pub(crate) fn unpark(g: &GRef) {
             },
             PARKED => match g.state.compare_exchange_weak(PARKED, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    worker::schedule_woken(g.clone());
+                    // SAFETY: `g` is a live record (the caller holds it) and
+                    // was allocated by an `Arc`; the queue owns the new count.
+                    let r = unsafe {
+                        Arc::increment_strong_count(g as *const Goroutine);
+                        Arc::from_raw(g as *const Goroutine)
+                    };
+                    worker::schedule_woken(r);
                     return;
                 }
                 Err(now) => s = now,

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::goroutine::{self, GRef};
+use super::goroutine::{self, GRef, Goroutine};
 
 /// Why a goroutine (or thread) is parked; shown in goroutine dumps.
 ///
@@ -255,6 +255,83 @@ impl Unparker {
             (Unparker::Goroutine(a), Unparker::Goroutine(b)) => Arc::ptr_eq(a, b),
             (Unparker::Thread(a), Unparker::Thread(b)) => Arc::ptr_eq(a, b),
             _ => false,
+        }
+    }
+}
+
+/// A waiter as recorded in a channel's wait context: like [`Unparker`], but
+/// without a reference count for goroutines, because the context lives on
+/// the waiting goroutine's own stack (so the goroutine outlives it).
+pub(crate) enum Waiter {
+    /// The waiting goroutine.
+    Goroutine(*const Goroutine),
+    /// A plain OS thread.
+    Thread(Arc<ThreadParker>),
+}
+
+impl Waiter {
+    /// The waiter running this code.
+    pub(crate) fn current() -> Waiter {
+        let g = super::worker::current_goroutine_ptr();
+        if g.is_null() {
+            Waiter::Thread(THREAD_PARKER.with(Arc::clone))
+        } else {
+            Waiter::Goroutine(g)
+        }
+    }
+
+    /// Prepares to wake this waiter after it is told it is done.
+    ///
+    /// # Safety
+    ///
+    /// * The waiter is still waiting (it has not been told it is done), so a
+    ///   goroutine waiter is alive.
+    pub(crate) unsafe fn wakeup(&self) -> Wakeup {
+        match self {
+            Waiter::Thread(t) => Wakeup::Owned(Unparker::Thread(t.clone())),
+            Waiter::Goroutine(g) => {
+                // SAFETY: alive, per the contract.
+                let gr = unsafe { &**g };
+                let local = super::worker::with_worker(|w| {
+                    w.is_some_and(|w| {
+                        w.index == gr.home.load(std::sync::atomic::Ordering::Relaxed) && Arc::ptr_eq(&w.shared, &gr.rt)
+                    })
+                });
+                if local {
+                    // Its home is this thread: it cannot run (let alone
+                    // finish) before we return to the scheduler, and the
+                    // registry keeps it alive until it finishes.
+                    Wakeup::Local(*g)
+                } else {
+                    // SAFETY: alive, per the contract; the count we add is
+                    // owned by the returned `Unparker`.
+                    unsafe {
+                        Arc::increment_strong_count(*g);
+                        Wakeup::Owned(Unparker::Goroutine(Arc::from_raw(*g)))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A wake to deliver, from [`Waiter::wakeup`].
+#[derive(Debug)]
+pub(crate) enum Wakeup {
+    /// A goroutine whose home worker is this thread (no refcount needed).
+    Local(*const Goroutine),
+    /// Anyone else.
+    Owned(Unparker),
+}
+
+impl Wakeup {
+    /// Delivers the wake.
+    pub(crate) fn unpark(self) {
+        match self {
+            // SAFETY: see `Waiter::wakeup`: the goroutine is pinned to this
+            // thread and cannot have run since, so it is alive.
+            Wakeup::Local(g) => goroutine::unpark(unsafe { &*g }),
+            Wakeup::Owned(u) => u.unpark(),
         }
     }
 }
