@@ -7,19 +7,35 @@ fn split_fn(item: TokenStream, attr: &str) -> Result<(Vec<TokenTree>, Group), To
     let mut toks: Vec<TokenTree> = item.into_iter().collect();
     let body = match toks.pop() {
         Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
-        _ => return Err(error(&format!("#[goro::{attr}] must be placed on a function with a body"))),
+        _ => {
+            return Err(error(&format!(
+                "#[goro::{attr}] must be placed on a function with a body"
+            )))
+        }
     };
-    if !toks.iter().any(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "fn")) {
-        return Err(error(&format!("#[goro::{attr}] must be placed on a function")));
+    if !toks
+        .iter()
+        .any(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "fn"))
+    {
+        return Err(error(&format!(
+            "#[goro::{attr}] must be placed on a function"
+        )));
     }
-    if toks.iter().any(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "async")) {
-        return Err(error(&format!("#[goro::{attr}] functions must not be async: goroutines block, they do not await")));
+    if toks
+        .iter()
+        .any(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "async"))
+    {
+        return Err(error(&format!(
+            "#[goro::{attr}] functions must not be async: goroutines block, they do not await"
+        )));
     }
     Ok((toks, body))
 }
 
 fn error(msg: &str) -> TokenStream {
-    format!("::core::compile_error!({msg:?});").parse().expect("valid tokens")
+    format!("::core::compile_error!({msg:?});")
+        .parse()
+        .expect("valid tokens")
 }
 
 /// Wraps `body` as `path(move || body)`.
@@ -79,7 +95,9 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let mut out: TokenStream = "#[::core::prelude::v1::test]".parse().expect("valid attribute");
+    let mut out: TokenStream = "#[::core::prelude::v1::test]"
+        .parse()
+        .expect("valid attribute");
     out.extend(head);
     out.extend([TokenTree::Group(wrap("::goro::__private::run_test", body))]);
     out

@@ -69,8 +69,8 @@ pub mod time;
 pub use goro_macros::{main, test};
 pub use runtime::{Runtime, RuntimeBuilder, WaitReason};
 pub use spawn::{
-    current_id, current_name, go, num_goroutine, scope, yield_now, Builder, GoId, JoinError, JoinHandle, Scope,
-    ScopedJoinHandle,
+    current_id, current_name, go, num_goroutine, scope, yield_now, Builder, GoId, JoinError,
+    JoinHandle, Scope, ScopedJoinHandle,
 };
 
 #[doc(hidden)]
@@ -105,7 +105,9 @@ pub mod __private {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let rt = crate::Runtime::builder().build().unwrap_or_else(|e| panic!("goro::test: cannot start a runtime: {e}"));
+        let rt = crate::Runtime::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("goro::test: cannot start a runtime: {e}"));
         rt.block_on(f)
     }
 }

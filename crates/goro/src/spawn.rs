@@ -75,7 +75,10 @@ impl JoinError {
     pub fn into_panic(self) -> Box<dyn Any + Send> {
         match self.repr {
             Repr::Panic(p) => p,
-            Repr::Cancelled => panic!("JoinError::into_panic on goroutine {} which was cancelled, not panicked", self.id),
+            Repr::Cancelled => panic!(
+                "JoinError::into_panic on goroutine {} which was cancelled, not panicked",
+                self.id
+            ),
         }
     }
 
@@ -94,7 +97,10 @@ impl JoinError {
 
     fn message(&self) -> Option<&str> {
         match &self.repr {
-            Repr::Panic(p) => p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
+            Repr::Panic(p) => p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
             Repr::Cancelled => None,
         }
     }
@@ -103,8 +109,15 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic(_) => f.debug_struct("JoinError::Panic").field("id", &self.id).field("message", &self.message()).finish(),
-            Repr::Cancelled => f.debug_struct("JoinError::Cancelled").field("id", &self.id).finish(),
+            Repr::Panic(_) => f
+                .debug_struct("JoinError::Panic")
+                .field("id", &self.id)
+                .field("message", &self.message())
+                .finish(),
+            Repr::Cancelled => f
+                .debug_struct("JoinError::Cancelled")
+                .field("id", &self.id)
+                .finish(),
         }
     }
 }
@@ -116,7 +129,11 @@ impl fmt::Display for JoinError {
                 Some(m) => write!(f, "goroutine {} panicked: {m}", self.id),
                 None => write!(f, "goroutine {} panicked", self.id),
             },
-            Repr::Cancelled => write!(f, "goroutine {} was cancelled: its runtime was dropped", self.id),
+            Repr::Cancelled => write!(
+                f,
+                "goroutine {} was cancelled: its runtime was dropped",
+                self.id
+            ),
         }
     }
 }
@@ -171,8 +188,14 @@ impl<T> Completer<T> {
     fn complete(mut self, r: std::thread::Result<T>) {
         let r = match r {
             Ok(v) => Ok(v),
-            Err(p) if p.is::<Cancelled>() => Err(JoinError { id: self.id, repr: Repr::Cancelled }),
-            Err(p) => Err(JoinError { id: self.id, repr: Repr::Panic(p) }),
+            Err(p) if p.is::<Cancelled>() => Err(JoinError {
+                id: self.id,
+                repr: Repr::Cancelled,
+            }),
+            Err(p) => Err(JoinError {
+                id: self.id,
+                repr: Repr::Panic(p),
+            }),
         };
         if let Some(p) = self.packet.take() {
             Self::finish(p, r);
@@ -196,7 +219,13 @@ impl<T> Completer<T> {
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
         if let Some(p) = self.packet.take() {
-            Self::finish(p, Err(JoinError { id: self.id, repr: Repr::Cancelled }));
+            Self::finish(
+                p,
+                Err(JoinError {
+                    id: self.id,
+                    repr: Repr::Cancelled,
+                }),
+            );
         }
     }
 }
@@ -221,7 +250,10 @@ pub struct JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.g.id).field("name", &self.g.name).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.g.id)
+            .field("name", &self.g.name)
+            .finish()
     }
 }
 
@@ -244,7 +276,10 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> Result<T, JoinError> {
         let site = Location::caller();
         if goroutine::current_id_u64() == self.g.id {
-            panic!("goroutine {} tried to join itself, which would never return", self.g.id);
+            panic!(
+                "goroutine {} tried to join itself, which would never return",
+                self.g.id
+            );
         }
         loop {
             {
@@ -298,12 +333,18 @@ where
         stack::ensure_available(slot)?;
     }
     let packet = Arc::new(Packet {
-        state: Mutex::new(PacketState { result: None, waiter: None }),
+        state: Mutex::new(PacketState {
+            result: None,
+            waiter: None,
+        }),
         done: AtomicBool::new(false),
         scope,
     });
     let id = goroutine::next_id();
-    let completer = Completer { packet: Some(packet.clone()), id };
+    let completer = Completer {
+        packet: Some(packet.clone()),
+        id,
+    };
     let main: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
         let r = catch_unwind(AssertUnwindSafe(f));
         completer.complete(r);
@@ -313,7 +354,10 @@ where
     let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
     let g = Arc::new(Goroutine::new(id, rt.clone(), name, stack_size, site, main));
     rt.live.fetch_add(1, Ordering::AcqRel);
-    let handle = JoinHandle { g: g.clone(), packet };
+    let handle = JoinHandle {
+        g: g.clone(),
+        packet,
+    };
     worker::schedule_new(g);
     // A goroutine spawning in a loop spends its budget like a channel loop,
     // so its children get to run (and its backlog stays bounded).
@@ -487,7 +531,9 @@ pub struct Scope<'scope, 'env: 'scope> {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope").field("running", &self.data.running.load(Ordering::Relaxed)).finish()
+        f.debug_struct("Scope")
+            .field("running", &self.data.running.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
@@ -539,9 +585,21 @@ impl<'scope> Scope<'scope, '_> {
         // SAFETY: `scope` does not return until `running` is zero, which
         // happens only when this goroutine's packet (holding its result) has
         // been dropped, after the closure and everything it captured are gone.
-        let h = unsafe { spawn_unchecked(&self.rt, None, self.rt.stack_size, site, Some(self.data.clone()), f) };
+        let h = unsafe {
+            spawn_unchecked(
+                &self.rt,
+                None,
+                self.rt.stack_size,
+                site,
+                Some(self.data.clone()),
+                f,
+            )
+        };
         match h {
-            Ok(inner) => ScopedJoinHandle { inner, _scope: PhantomData },
+            Ok(inner) => ScopedJoinHandle {
+                inner,
+                _scope: PhantomData,
+            },
             Err(e) => {
                 self.data.finished();
                 panic!("Scope::go: cannot spawn a goroutine: {e}")
@@ -580,7 +638,11 @@ where
 {
     let site = Location::caller();
     let s = Scope {
-        data: Arc::new(ScopeData { running: AtomicUsize::new(0), panic: Mutex::new(None), waiter: Mutex::new(None) }),
+        data: Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            panic: Mutex::new(None),
+            waiter: Mutex::new(None),
+        }),
         rt: current_shared(),
         scope: PhantomData,
         env: PhantomData,

@@ -71,8 +71,14 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 pub fn after(d: Duration) -> Receiver<std::time::Instant> {
     let (tx, rx) = chan::bounded(1);
-    let f = Arc::new(AfterOnce { tx: Mutex::new(Some(tx)) });
-    rt_timer::add_timer(&current_shared(), deadline_after(d), TimerAction::Fire(f, 0));
+    let f = Arc::new(AfterOnce {
+        tx: Mutex::new(Some(tx)),
+    });
+    rt_timer::add_timer(
+        &current_shared(),
+        deadline_after(d),
+        TimerAction::Fire(f, 0),
+    );
     rx
 }
 
@@ -98,7 +104,10 @@ impl Fire for AfterOnce {
 /// If `d` is zero (as Go's `NewTicker`).
 #[track_caller]
 pub fn tick(d: Duration) -> Receiver<Instant> {
-    assert!(!d.is_zero(), "goro::time::tick: the period must be greater than zero");
+    assert!(
+        !d.is_zero(),
+        "goro::time::tick: the period must be greater than zero"
+    );
     // No handle keeps the schedule: it ends when the last receiver is
     // dropped (the next tick's `try_send` then fails).
     let (_sched, rx) = Sched::start(d, Some(d), None, Location::caller());
@@ -150,7 +159,13 @@ impl Sched {
             (Some(tx), rx)
         };
         let sched = Arc::new_cyclic(|me| Sched {
-            st: Mutex::new(SchedState { seq: 0, active: true, period, when: deadline_after(d), node: None }),
+            st: Mutex::new(SchedState {
+                seq: 0,
+                active: true,
+                period,
+                when: deadline_after(d),
+                node: None,
+            }),
             tx,
             func,
             rt: current_shared(),
@@ -167,7 +182,11 @@ impl Sched {
     fn arm(&self, st: &mut SchedState) {
         let Some(me) = self.me.upgrade() else { return };
         let f: Arc<dyn Fire> = me;
-        st.node = Some(rt_timer::add_timer(&self.rt, st.when, TimerAction::Fire(f, st.seq)));
+        st.node = Some(rt_timer::add_timer(
+            &self.rt,
+            st.when,
+            TimerAction::Fire(f, st.seq),
+        ));
     }
 
     /// Cancels the schedule and drains a stale value; true if it was active
@@ -255,7 +274,9 @@ pub struct Timer {
 
 impl fmt::Debug for Timer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timer").field("active", &self.sched.st.lock().active).finish()
+        f.debug_struct("Timer")
+            .field("active", &self.sched.st.lock().active)
+            .finish()
     }
 }
 
@@ -349,7 +370,9 @@ pub struct Ticker {
 
 impl fmt::Debug for Ticker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ticker").field("period", &self.sched.st.lock().period).finish()
+        f.debug_struct("Ticker")
+            .field("period", &self.sched.st.lock().period)
+            .finish()
     }
 }
 
@@ -361,7 +384,10 @@ impl Ticker {
     /// If `d` is zero (as Go's `NewTicker`).
     #[track_caller]
     pub fn new(d: Duration) -> Ticker {
-        assert!(!d.is_zero(), "Ticker::new: the period must be greater than zero");
+        assert!(
+            !d.is_zero(),
+            "Ticker::new: the period must be greater than zero"
+        );
         let (sched, rx) = Sched::start(d, Some(d), None, Location::caller());
         Ticker { sched, rx }
     }
@@ -383,7 +409,10 @@ impl Ticker {
     ///
     /// If `d` is zero.
     pub fn reset(&self, d: Duration) {
-        assert!(!d.is_zero(), "Ticker::reset: the period must be greater than zero");
+        assert!(
+            !d.is_zero(),
+            "Ticker::reset: the period must be greater than zero"
+        );
         let mut st = self.sched.st.lock();
         self.sched.stop_locked(&mut st, &self.rx);
         st.active = true;

@@ -78,13 +78,21 @@ fn recurse_forever(depth: u64) -> u64 {
     recurse_forever(depth + 1).wrapping_add(black_box(frame[(depth % 128) as usize]))
 }
 
-/// Uses about `frames` KiB of stack, then returns.
-fn use_stack(frames: u64) -> u64 {
-    let frame = black_box([frames; 128]);
-    if frames == 0 {
+/// Recurses until the stack pointer is `bytes` below where it started, then
+/// returns; measured by address, so it does not depend on frame sizes.
+fn use_stack(bytes: usize) -> u64 {
+    let marker = 0u8; // a local: its address is the current stack depth
+    let top = black_box(&marker) as *const u8 as usize;
+    use_stack_from(top, bytes)
+}
+
+fn use_stack_from(top: usize, bytes: usize) -> u64 {
+    let frame = black_box([1u64; 128]);
+    let here = black_box(&frame) as *const [u64; 128] as usize;
+    if top.saturating_sub(here) >= bytes {
         return frame[0];
     }
-    use_stack(frames - 1).wrapping_add(black_box(frame[(frames % 128) as usize]))
+    use_stack_from(top, bytes).wrapping_add(black_box(frame[1]))
 }
 
 /// Child: a goroutine named "deep" recurses until it overflows.
@@ -102,7 +110,7 @@ fn child_overflow_named_goroutine() {
     unreachable!("the overflow must end the process");
 }
 
-/// Child: a goroutine with an 8 MiB stack uses about 4 MiB of it.
+/// Child: a goroutine with an 8 MiB stack uses 4 MiB of it.
 #[test]
 #[ignore = "helper: runs only as the child of builder_stack_size_is_usable"]
 fn child_big_builder_stack() {
@@ -111,7 +119,7 @@ fn child_big_builder_stack() {
     }
     let h = Builder::new()
         .stack_size(8 << 20)
-        .spawn(|| use_stack(4096))
+        .spawn(|| use_stack(4 << 20))
         .unwrap();
     assert!(h.join().unwrap() > 0);
 }
@@ -128,8 +136,8 @@ fn child_big_runtime_stack() {
         .stack_size(8 << 20)
         .build()
         .unwrap();
-    assert!(rt.spawn(|| use_stack(4096)).join().unwrap() > 0);
-    assert!(rt.block_on(|| use_stack(4096)) > 0);
+    assert!(rt.spawn(|| use_stack(4 << 20)).join().unwrap() > 0);
+    assert!(rt.block_on(|| use_stack(4 << 20)) > 0);
 }
 
 /// Go: "goroutine stack exceeds limit" is fatal; goro aborts with a report naming the goroutine.

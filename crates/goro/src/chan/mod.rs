@@ -47,17 +47,20 @@
 
 mod select;
 
-pub use select::{SelectRecv, SelectSend};
 #[doc(hidden)]
 pub use select::{
-    __as_recv, __as_send, __deadline_after, __select_impl, Poll, RecvCase, SelectCase, SelectMode, SendCase, Wake,
+    __as_recv, __as_send, __deadline_after, __select_impl, Poll, RecvCase, SelectCase, SelectMode,
+    SendCase, Wake,
 };
+pub use select::{SelectRecv, SelectSend};
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::runtime::atomic::{AtomicU8, AtomicUsize as LoomUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,7 +94,7 @@ pub(crate) const DONE_RETRY: u8 = 5;
 #[doc(hidden)]
 pub struct WaitCtx {
     /// `NONE`, `ABORTED`, or the case index that claimed it.
-    pub(crate) selected: AtomicUsize,
+    pub(crate) selected: LoomUsize,
     /// `PENDING` until the claimer finished, then one of `DONE_*`.
     pub(crate) done: AtomicU8,
     /// Wakes the waiter.
@@ -101,10 +104,19 @@ pub struct WaitCtx {
     pub(crate) peer: UnsafeCell<(*const WaitCtx, *mut ())>,
 }
 
+impl fmt::Debug for WaitCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitCtx")
+            .field("selected", &self.selected.load(Ordering::Relaxed))
+            .field("done", &self.done.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
 impl WaitCtx {
     pub(crate) fn new() -> WaitCtx {
         WaitCtx {
-            selected: AtomicUsize::new(NONE),
+            selected: LoomUsize::new(NONE),
             done: AtomicU8::new(PENDING),
             waiter: Waiter::current(),
             peer: UnsafeCell::new((std::ptr::null(), std::ptr::null_mut())),
@@ -115,12 +127,16 @@ impl WaitCtx {
     pub(crate) fn claim(&self, case: usize) -> bool {
         // AcqRel: Acquire sees the waiter's registration; Release orders our
         // claim before the writes that follow it.
-        self.selected.compare_exchange(NONE, case, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.selected
+            .compare_exchange(NONE, case, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Gives up waiting; false if someone claimed it first.
     pub(crate) fn abort(&self) -> bool {
-        self.selected.compare_exchange(NONE, ABORTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.selected
+            .compare_exchange(NONE, ABORTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Blocks until completed, or until `deadline` (then aborts and returns
@@ -525,7 +541,8 @@ impl<T> Drop for Registered<'_, T> {
         if self.ctx.selected.load(Ordering::Acquire) == ABORTED {
             // Our entry is still queued: take it out.
             // SAFETY: we hold the lock inside `with_lock`.
-            self.chan.with_lock(|inner| unsafe { Chan::unregister(inner, self.ctx) });
+            self.chan
+                .with_lock(|inner| unsafe { Chan::unregister(inner, self.ctx) });
         }
     }
 }
@@ -544,12 +561,18 @@ pub struct Receiver<T> {
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("len", &self.len()).field("capacity", &self.capacity()).finish()
+        f.debug_struct("Sender")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
     }
 }
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("len", &self.len()).field("capacity", &self.capacity()).finish()
+        f.debug_struct("Receiver")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
     }
 }
 
@@ -593,7 +616,9 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 /// ```
 pub fn never<T>() -> Receiver<T> {
     // One phantom sender that is never dropped: the channel never closes.
-    Receiver { chan: Arc::new(Chan::new(0, 1)) }
+    Receiver {
+        chan: Arc::new(Chan::new(0, 1)),
+    }
 }
 
 /// The channel is closed, or every receiver is gone; the value comes back.
@@ -821,7 +846,9 @@ impl<T> Sender<T> {
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         match self.send_impl(value, Wait::Until(None), Location::caller()) {
             Ok(()) => Ok(()),
-            Err(SendTimeoutError::Closed(v)) | Err(SendTimeoutError::Timeout(v)) => Err(SendError(v)),
+            Err(SendTimeoutError::Closed(v)) | Err(SendTimeoutError::Timeout(v)) => {
+                Err(SendError(v))
+            }
         }
     }
 
@@ -851,7 +878,11 @@ impl<T> Sender<T> {
     /// Parks a goroutine; blocks a plain thread.
     #[track_caller]
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_impl(value, Wait::Until(Some(deadline_after(timeout))), Location::caller())
+        self.send_impl(
+            value,
+            Wait::Until(Some(deadline_after(timeout))),
+            Location::caller(),
+        )
     }
 
     /// Sends, waiting until `deadline` at most.
@@ -871,7 +902,12 @@ impl<T> Sender<T> {
         self.chan.close()
     }
 
-    fn send_impl(&self, value: T, wait: Wait, site: &'static Location<'static>) -> Result<(), SendTimeoutError<T>> {
+    fn send_impl(
+        &self,
+        value: T,
+        wait: Wait,
+        site: &'static Location<'static>,
+    ) -> Result<(), SendTimeoutError<T>> {
         let chan = &*self.chan;
         chan.lock();
         // SAFETY: locked just above.
@@ -907,17 +943,37 @@ impl<T> Sender<T> {
         // SAFETY: locked; `ctx` and `slot` outlive the entry because the
         // `Registered` guard below removes it (or waits for its claimer)
         // before they go out of scope, even when unwinding.
-        unsafe { Chan::push_waiter(inner, true, Entry { ctx: &ctx, case: 0, slot: &mut slot, has_value: true }) };
+        unsafe {
+            Chan::push_waiter(
+                inner,
+                true,
+                Entry {
+                    ctx: &ctx,
+                    case: 0,
+                    slot: &mut slot,
+                    has_value: true,
+                },
+            )
+        };
         // SAFETY: locked by us.
         unsafe { chan.unlock() };
-        let mut reg = Registered { chan, ctx: &ctx, site, popped: false };
+        let mut reg = Registered {
+            chan,
+            ctx: &ctx,
+            site,
+            popped: false,
+        };
         let r = ctx.wait(deadline, WaitReason::ChanSend, site);
         reg.popped = r.is_some(); // claimed: the claimer dequeued us
         drop(reg);
         match r {
             Some((_, DONE_OK)) => Ok(()),
-            Some((_, _)) => Err(SendTimeoutError::Closed(slot.take().expect("value still ours"))),
-            None => Err(SendTimeoutError::Timeout(slot.take().expect("value still ours"))),
+            Some((_, _)) => Err(SendTimeoutError::Closed(
+                slot.take().expect("value still ours"),
+            )),
+            None => Err(SendTimeoutError::Timeout(
+                slot.take().expect("value still ours"),
+            )),
         }
     }
 }
@@ -976,7 +1032,10 @@ impl<T> Receiver<T> {
     /// Parks a goroutine; blocks a plain thread.
     #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_impl(Wait::Until(Some(deadline_after(timeout))), Location::caller())
+        self.recv_impl(
+            Wait::Until(Some(deadline_after(timeout))),
+            Location::caller(),
+        )
     }
 
     /// Receives, waiting until `deadline` at most.
@@ -1003,7 +1062,11 @@ impl<T> Receiver<T> {
         &self.chan
     }
 
-    fn recv_impl(&self, wait: Wait, site: &'static Location<'static>) -> Result<T, RecvTimeoutError> {
+    fn recv_impl(
+        &self,
+        wait: Wait,
+        site: &'static Location<'static>,
+    ) -> Result<T, RecvTimeoutError> {
         let chan = &*self.chan;
         loop {
             chan.lock();
@@ -1049,7 +1112,9 @@ impl<T> Receiver<T> {
                         wake.unpark();
                         // Our context is claimed: wait for the value, no deadline.
                         match ctx.wait(None, WaitReason::ChanHandoff, site) {
-                            Some((_, DONE_OK)) => return Ok(slot.take().expect("sender delivered")),
+                            Some((_, DONE_OK)) => {
+                                return Ok(slot.take().expect("sender delivered"))
+                            }
                             _ => continue, // DONE_RETRY: the sender failed
                         }
                     }
@@ -1071,10 +1136,26 @@ impl<T> Receiver<T> {
             };
             // SAFETY: locked; the `Registered` guard keeps `ctx`/`slot`
             // alive (or unregistered) as in `send_impl`.
-            unsafe { Chan::push_waiter(inner, false, Entry { ctx: &ctx, case: 0, slot: &mut slot, has_value: false }) };
+            unsafe {
+                Chan::push_waiter(
+                    inner,
+                    false,
+                    Entry {
+                        ctx: &ctx,
+                        case: 0,
+                        slot: &mut slot,
+                        has_value: false,
+                    },
+                )
+            };
             // SAFETY: locked by us.
             unsafe { chan.unlock() };
-            let mut reg = Registered { chan, ctx: &ctx, site, popped: false };
+            let mut reg = Registered {
+                chan,
+                ctx: &ctx,
+                site,
+                popped: false,
+            };
             let r = ctx.wait(deadline, WaitReason::ChanReceive, site);
             reg.popped = r.is_some();
             drop(reg);
@@ -1091,7 +1172,9 @@ impl<T> Receiver<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.chan.senders.fetch_add(1, Ordering::Relaxed);
-        Sender { chan: self.chan.clone() }
+        Sender {
+            chan: self.chan.clone(),
+        }
     }
 }
 
@@ -1106,7 +1189,9 @@ impl<T> Drop for Sender<T> {
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
         self.chan.receivers.fetch_add(1, Ordering::Relaxed);
-        Receiver { chan: self.chan.clone() }
+        Receiver {
+            chan: self.chan.clone(),
+        }
     }
 }
 

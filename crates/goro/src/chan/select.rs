@@ -24,8 +24,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{
-    complete, Chan, Entry, Receiver, RecvError, RecvPoll, SendError, Sender, WaitCtx, DONE_CLOSED, DONE_HANDOFF,
-    DONE_OK, DONE_RESERVED, DONE_RETRY, PENDING,
+    complete, Chan, Entry, Receiver, RecvError, RecvPoll, SendError, Sender, WaitCtx, DONE_CLOSED,
+    DONE_HANDOFF, DONE_OK, DONE_RESERVED, DONE_RETRY, PENDING,
 };
 use crate::runtime::park::{self, WaitReason, Wakeup};
 use crate::runtime::worker::{coop_tick, fastrand};
@@ -181,10 +181,25 @@ pub struct RecvCase<'a, T> {
     slot: UnsafeCell<Option<T>>,
 }
 
+impl<T> std::fmt::Debug for RecvCase<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecvCase")
+    }
+}
+
+impl<T> std::fmt::Debug for SendCase<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendCase")
+    }
+}
+
 impl<'a, T> RecvCase<'a, T> {
     /// A case receiving from `rx`.
     pub fn new(rx: &'a Receiver<T>) -> Self {
-        RecvCase { chan: rx.chan(), slot: UnsafeCell::new(None) }
+        RecvCase {
+            chan: rx.chan(),
+            slot: UnsafeCell::new(None),
+        }
     }
 
     /// The arm's result, once it has won.
@@ -211,7 +226,10 @@ unsafe impl<T> SelectCase for RecvCase<'_, T> {
         let inner = unsafe { self.chan.inner_mut() };
         // SAFETY: locked; `me` and our slot outlive the hand-off (the select
         // waits for `me` to complete before returning).
-        match unsafe { self.chan.poll_recv(inner, Some((me, case, self.slot.get()))) } {
+        match unsafe {
+            self.chan
+                .poll_recv(inner, Some((me, case, self.slot.get())))
+        } {
             RecvPoll::Value(v, w) => {
                 // SAFETY: the slot is only touched by its case and claimers;
                 // nobody else holds our unregistered context.
@@ -233,7 +251,12 @@ unsafe impl<T> SelectCase for RecvCase<'_, T> {
             Chan::push_waiter(
                 self.chan.inner_mut(),
                 false,
-                Entry { ctx: me, case, slot: self.slot.get(), has_value: false },
+                Entry {
+                    ctx: me,
+                    case,
+                    slot: self.slot.get(),
+                    has_value: false,
+                },
             )
         }
     }
@@ -272,7 +295,10 @@ pub struct SendCase<'a, T> {
 impl<'a, T> SendCase<'a, T> {
     /// A case sending on `tx`.
     pub fn new(tx: &'a Sender<T>) -> Self {
-        SendCase { chan: tx.chan(), token: Cell::new(Token::Empty) }
+        SendCase {
+            chan: tx.chan(),
+            token: Cell::new(Token::Empty),
+        }
     }
 
     /// Delivers the arm's value, once it has won.
@@ -404,7 +430,12 @@ unsafe impl<T> SelectCase for SendCase<'_, T> {
             Chan::push_waiter(
                 self.chan.inner_mut(),
                 true,
-                Entry { ctx: me, case, slot: std::ptr::null_mut(), has_value: false },
+                Entry {
+                    ctx: me,
+                    case,
+                    slot: std::ptr::null_mut(),
+                    has_value: false,
+                },
             )
         }
     }
@@ -586,7 +617,12 @@ pub fn __select_impl(cases: &[&dyn SelectCase], mode: SelectMode) -> usize {
         }
         // SAFETY: locked above.
         unsafe { locks.unlock(cases) };
-        let guard = Unregister { cases, order: &locks, ctx: &ctx, site };
+        let guard = Unregister {
+            cases,
+            order: &locks,
+            ctx: &ctx,
+            site,
+        };
         let r = ctx.wait(deadline, reason, site);
         drop(guard);
         match r {
@@ -602,7 +638,6 @@ pub fn __select_impl(cases: &[&dyn SelectCase], mode: SelectMode) -> usize {
         }
     }
 }
-
 
 #[cold]
 fn select_no_cases(mode: SelectMode, site: &'static Location<'static>) -> usize {

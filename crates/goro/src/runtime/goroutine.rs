@@ -22,13 +22,15 @@
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use super::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::park::{WaitReason, NOTIFIED, PARKED, RUNNING};
+use super::park::{WaitReason, RUNNING};
 use super::stack::SlotStack;
 use super::worker::{self, Shared};
 
@@ -86,7 +88,9 @@ pub(crate) struct Goroutine {
     pub(crate) park_site: AtomicPtr<Location<'static>>,
     /// Where it was spawned.
     pub(crate) spawn_site: &'static Location<'static>,
-    /// Id of the goroutine that spawned it (0: a plain thread).
+    /// Id of the goroutine that spawned it (0: a plain thread). Kept for
+    /// goroutine dumps (`created by ... in goroutine N`).
+    #[allow(dead_code)]
     pub(crate) parent: u64,
     /// Bytes of stack to reserve.
     pub(crate) stack_size: usize,
@@ -110,7 +114,10 @@ unsafe impl Send for Goroutine {}
 
 impl fmt::Debug for Goroutine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Goroutine").field("id", &self.id).field("name", &self.name).finish()
+        f.debug_struct("Goroutine")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -146,7 +153,8 @@ impl Goroutine {
         }
     }
 
-    /// Current wait reason.
+    /// Current wait reason (for dumps).
+    #[allow(dead_code)]
     pub(crate) fn wait_reason(&self) -> WaitReason {
         WaitReason::from_u8(self.reason.load(Ordering::Relaxed))
     }
@@ -206,7 +214,11 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Goroutine>) -> R) -> R {
 }
 
 /// Parks the running goroutine (see `park.rs` for the protocol).
-pub(crate) fn park_current(reason: WaitReason, site: &'static Location<'static>, deadline: Option<Instant>) {
+pub(crate) fn park_current(
+    reason: WaitReason,
+    site: &'static Location<'static>,
+    deadline: Option<Instant>,
+) {
     let gp = worker::current_goroutine_ptr();
     debug_assert!(!gp.is_null());
     // SAFETY: we are running on this goroutine's stack, so its record is live
@@ -215,15 +227,10 @@ pub(crate) fn park_current(reason: WaitReason, site: &'static Location<'static>,
     check_cancelled(g);
     let timer = deadline.map(|d| super::timer::add_unpark_timer(&g.rt, d));
     g.reason.store(reason as u8, Ordering::Relaxed);
-    g.park_site.store(site as *const _ as *mut _, Ordering::Relaxed);
-    // AcqRel: Release publishes everything we did before parking to the
-    // unparker; Acquire (on failure too) sees what the unparker published.
-    match g.state.compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => suspend(g, Switch::Park),
-        Err(s) => {
-            debug_assert_eq!(s, NOTIFIED);
-            g.state.store(RUNNING, Ordering::Relaxed);
-        }
+    g.park_site
+        .store(site as *const _ as *mut _, Ordering::Relaxed);
+    if super::park::begin_park(&g.state) {
+        suspend(g, Switch::Park);
     }
     g.reason.store(0, Ordering::Relaxed);
     if let Some(t) = timer {
@@ -263,28 +270,13 @@ pub(crate) fn yield_current() {
 
 /// Wakes `g` if parked, or leaves a token (see `park.rs`).
 pub(crate) fn unpark(g: &Goroutine) {
-    let mut s = g.state.load(Ordering::Acquire);
-    loop {
-        match s {
-            RUNNING => match g.state.compare_exchange_weak(RUNNING, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => s = now,
-            },
-            PARKED => match g.state.compare_exchange_weak(PARKED, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    // SAFETY: `g` is a live record (the caller holds it) and
-                    // was allocated by an `Arc`; the queue owns the new count.
-                    let r = unsafe {
-                        Arc::increment_strong_count(g as *const Goroutine);
-                        Arc::from_raw(g as *const Goroutine)
-                    };
-                    worker::schedule_woken(r);
-                    return;
-                }
-                Err(now) => s = now,
-            },
-            _ => return, // NOTIFIED already
-        }
+    if super::park::notify(&g.state) {
+        // SAFETY: `g` is a live record (the caller holds it) and was
+        // allocated by an `Arc`; the queue owns the new count.
+        let r = unsafe {
+            Arc::increment_strong_count(g as *const Goroutine);
+            Arc::from_raw(g as *const Goroutine)
+        };
+        worker::schedule_woken(r);
     }
 }

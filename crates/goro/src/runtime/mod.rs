@@ -20,7 +20,10 @@
 //! thread once it has started (DESIGN §1). See `worker.rs` for the queues and
 //! `park.rs` for the wake protocol.
 
+pub(crate) mod atomic;
 pub(crate) mod goroutine;
+#[cfg(all(test, goro_loom))]
+mod loom_models;
 pub(crate) mod overflow;
 pub(crate) mod park;
 pub(crate) mod stack;
@@ -33,8 +36,8 @@ use std::panic::Location;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once, OnceLock};
 
-pub use park::WaitReason;
 use park::Unparker;
+pub use park::WaitReason;
 use worker::Shared;
 
 use crate::spawn::{spawn_unchecked, JoinHandle};
@@ -112,7 +115,12 @@ impl RuntimeBuilder {
     /// error if a worker thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
         let n = match self.workers {
-            Some(0) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "a goro runtime needs at least one worker")),
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a goro runtime needs at least one worker",
+                ))
+            }
             Some(n) => n,
             None => default_workers(),
         };
@@ -130,13 +138,19 @@ impl RuntimeBuilder {
             match t {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    let rt = Runtime { shared, threads: parking_lot::Mutex::new(threads) };
+                    let rt = Runtime {
+                        shared,
+                        threads: parking_lot::Mutex::new(threads),
+                    };
                     drop(rt);
                     return Err(e);
                 }
             }
         }
-        Ok(Runtime { shared, threads: parking_lot::Mutex::new(threads) })
+        Ok(Runtime {
+            shared,
+            threads: parking_lot::Mutex::new(threads),
+        })
     }
 }
 
@@ -155,7 +169,10 @@ fn default_workers() -> usize {
 fn raise_nofile_limit() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: get/setrlimit with a valid struct.
         unsafe {
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
@@ -203,7 +220,10 @@ fn install_panic_hook() {
 impl Runtime {
     /// A builder for a runtime with custom settings.
     pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder { workers: None, stack_size: stack::DEFAULT_STACK }
+        RuntimeBuilder {
+            workers: None,
+            stack_size: stack::DEFAULT_STACK,
+        }
     }
 
     /// Runs `f` as this runtime's main goroutine; the calling thread waits
@@ -232,8 +252,17 @@ impl Runtime {
         // goroutine has finished (or was unwound by a runtime drop, which
         // cannot happen while `&self` is borrowed here), so nothing borrowed
         // is used after this function returns.
-        let h = unsafe { spawn_unchecked(&self.shared, Some("main".into()), self.shared.stack_size, site, None, f) }
-            .unwrap_or_else(|e| panic!("Runtime::block_on: cannot start the main goroutine: {e}"));
+        let h = unsafe {
+            spawn_unchecked(
+                &self.shared,
+                Some("main".into()),
+                self.shared.stack_size,
+                site,
+                None,
+                f,
+            )
+        }
+        .unwrap_or_else(|e| panic!("Runtime::block_on: cannot start the main goroutine: {e}"));
         match h.join() {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -266,10 +295,6 @@ impl Runtime {
     /// Live goroutines of this runtime.
     pub fn num_goroutine(&self) -> usize {
         self.shared.live.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
     }
 }
 
@@ -321,7 +346,9 @@ impl Drop for Runtime {
 pub(crate) fn default_runtime() -> &'static Runtime {
     static DEFAULT: OnceLock<Runtime> = OnceLock::new();
     DEFAULT.get_or_init(|| {
-        Runtime::builder().build().unwrap_or_else(|e| panic!("goro: cannot start the default runtime: {e}"))
+        Runtime::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("goro: cannot start the default runtime: {e}"))
     })
 }
 

@@ -38,7 +38,11 @@ impl Drop for AltStack {
     fn drop(&mut self) {
         let p = self.0.get();
         if p != 0 {
-            let ss = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+            let ss = libc::stack_t {
+                ss_sp: std::ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
             // SAFETY: disabling this thread's alternate stack, then unmapping
             // the region we mapped for it in `install_for_thread`.
             unsafe {
@@ -74,7 +78,11 @@ pub(crate) fn install_for_thread() {
     if p == libc::MAP_FAILED {
         return;
     }
-    let ss = libc::stack_t { ss_sp: p, ss_flags: 0, ss_size: ALT_STACK };
+    let ss = libc::stack_t {
+        ss_sp: p,
+        ss_flags: 0,
+        ss_size: ALT_STACK,
+    };
     // SAFETY: `ss` describes the mapping just made, owned by this thread
     // until `AltStack::drop` disables and unmaps it.
     unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
@@ -91,7 +99,7 @@ fn install_handler() {
         // (written once here, under `INSTALL`, before any fault can read it).
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as usize;
+            sa.sa_sigaction = handler as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, (*prev).as_mut_ptr());
@@ -133,7 +141,11 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         }
     }
     // Not ours: chain to the previous handler.
-    let prev = if sig == libc::SIGBUS { std::ptr::addr_of!(PREV_BUS) } else { std::ptr::addr_of!(PREV_SEGV) };
+    let prev = if sig == libc::SIGBUS {
+        std::ptr::addr_of!(PREV_BUS)
+    } else {
+        std::ptr::addr_of!(PREV_SEGV)
+    };
     // SAFETY: `prev` was filled by `sigaction` before our handler could run.
     let prev = unsafe { (*prev).assume_init_ref() };
     if prev.sa_sigaction == libc::SIG_DFL || prev.sa_sigaction == libc::SIG_IGN {

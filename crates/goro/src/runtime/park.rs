@@ -33,7 +33,9 @@
 use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
+
+use super::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +74,8 @@ pub enum WaitReason {
 }
 
 impl WaitReason {
+    /// Decodes the `u8` stored in a goroutine record.
+    #[allow(dead_code)]
     pub(crate) fn from_u8(v: u8) -> WaitReason {
         match v {
             1 => WaitReason::ChanReceive,
@@ -121,8 +125,10 @@ pub(crate) struct ThreadParker {
 }
 
 impl ThreadParker {
-    pub(crate) const fn new() -> ThreadParker {
-        ThreadParker { state: AtomicU32::new(RUNNING) }
+    pub(crate) fn new() -> ThreadParker {
+        ThreadParker {
+            state: AtomicU32::new(RUNNING),
+        }
     }
 
     /// Blocks until unparked or `deadline` passes; may return spuriously.
@@ -143,7 +149,7 @@ impl ThreadParker {
         {
             // Became NOTIFIED in between.
             self.state.store(RUNNING, Ordering::Relaxed);
-            std::sync::atomic::fence(Ordering::Acquire);
+            super::atomic::fence(Ordering::Acquire);
             return;
         }
         loop {
@@ -175,6 +181,7 @@ impl ThreadParker {
     }
 }
 
+#[cfg(not(goro_loom))]
 fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts;
     let ts_ptr = match timeout {
@@ -200,16 +207,87 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     }
 }
 
+#[cfg(not(goro_loom))]
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key; it is live here.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
     }
 }
 
+/// Under loom a futex wait is a yield (the caller's loop re-checks the word).
+#[cfg(goro_loom)]
+fn futex_wait(_word: &AtomicU32, _expected: u32, _timeout: Option<Duration>) {
+    loom::thread::yield_now();
+}
+
+#[cfg(goro_loom)]
+fn futex_wake(_word: &AtomicU32) {}
+
+/// `RUNNING -> PARKED` for a goroutine about to switch out, or consumes a
+/// pending `NOTIFIED` token. Returns true if the caller must switch out.
+#[inline]
+pub(crate) fn begin_park(state: &AtomicU32) -> bool {
+    // AcqRel: Release publishes everything done before parking to the
+    // unparker; Acquire (on failure too) sees what the unparker published.
+    match state.compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => true,
+        Err(s) => {
+            debug_assert_eq!(s, NOTIFIED);
+            state.store(RUNNING, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// The unpark transition: leaves a token on a running waiter, or moves a
+/// parked one back to `RUNNING`. Returns true if the caller must now make the
+/// waiter runnable (exactly one caller gets true per park).
+#[inline]
+pub(crate) fn notify(state: &AtomicU32) -> bool {
+    let mut s = state.load(Ordering::Acquire);
+    loop {
+        match s {
+            RUNNING => match state.compare_exchange_weak(
+                RUNNING,
+                NOTIFIED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return false,
+                Err(now) => s = now,
+            },
+            PARKED => match state.compare_exchange_weak(
+                PARKED,
+                RUNNING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            },
+            _ => return false, // NOTIFIED already
+        }
+    }
+}
+
+#[cfg(not(goro_loom))]
 thread_local! {
     /// This plain thread's parker, created on first wait.
     static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+}
+#[cfg(goro_loom)]
+loom::thread_local! {
+    /// This plain thread's parker (one per loom thread under the model checker).
+    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+}
+
+thread_local! {
     /// What this plain thread is waiting for (for symmetry with goroutines; cheap).
     static THREAD_REASON: Cell<u8> = const { Cell::new(0) };
 }
@@ -294,7 +372,8 @@ impl Waiter {
                 let gr = unsafe { &**g };
                 let local = super::worker::with_worker(|w| {
                     w.is_some_and(|w| {
-                        w.index == gr.home.load(std::sync::atomic::Ordering::Relaxed) && Arc::ptr_eq(&w.shared, &gr.rt)
+                        w.index == gr.home.load(std::sync::atomic::Ordering::Relaxed)
+                            && Arc::ptr_eq(&w.shared, &gr.rt)
                     })
                 });
                 if local {
@@ -346,7 +425,11 @@ pub(crate) fn park(reason: WaitReason, site: &'static Location<'static>) {
 }
 
 /// Like [`park`], but also returns once `deadline` has passed.
-pub(crate) fn park_until(reason: WaitReason, site: &'static Location<'static>, deadline: Option<Instant>) {
+pub(crate) fn park_until(
+    reason: WaitReason,
+    site: &'static Location<'static>,
+    deadline: Option<Instant>,
+) {
     if goroutine::in_goroutine() {
         goroutine::park_current(reason, site, deadline);
     } else {

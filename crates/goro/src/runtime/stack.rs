@@ -57,13 +57,6 @@ pub(crate) struct SlotStack {
     slot_size: usize,
 }
 
-impl SlotStack {
-    /// Usable bytes (what the user asked for, rounded to pages).
-    pub(crate) fn slot_size(&self) -> usize {
-        self.slot_size
-    }
-}
-
 // SAFETY: the slot is `slot_size` bytes of mapped memory owned exclusively by
 // this value, whose lowest page is an inaccessible guard, and `top - bottom`
 // exceeds `MIN_STACK_SIZE` (slots are at least `MIN_STACK + PAGE`). Both
@@ -100,7 +93,8 @@ static CLASSES: Mutex<Vec<Class>> = Mutex::new(Vec::new());
 static USE_MPROTECT: AtomicBool = AtomicBool::new(false);
 
 /// Slab table for the fault handler: `(start, end, slot_size)` triples.
-static SLABS: [[AtomicUsize; 3]; MAX_SLABS] = [const { [const { AtomicUsize::new(0) }; 3] }; MAX_SLABS];
+static SLABS: [[AtomicUsize; 3]; MAX_SLABS] =
+    [const { [const { AtomicUsize::new(0) }; 3] }; MAX_SLABS];
 /// Number of valid entries in `SLABS`.
 static NSLABS: AtomicUsize = AtomicUsize::new(0);
 
@@ -132,7 +126,14 @@ fn class_mut(classes: &mut Vec<Class>, slot_size: usize) -> &mut Class {
     let i = match classes.iter().position(|c| c.slot_size == slot_size) {
         Some(i) => i,
         None => {
-            classes.push(Class { slot_size, dirty: Vec::new(), clean: Vec::new(), cur: 0, end: 0, carved: 0 });
+            classes.push(Class {
+                slot_size,
+                dirty: Vec::new(),
+                clean: Vec::new(),
+                cur: 0,
+                end: 0,
+                carved: 0,
+            });
             classes.len() - 1
         }
     };
@@ -220,7 +221,11 @@ pub(crate) fn alloc(slot_size: usize) -> io::Result<SlotStack> {
     class.cur += slot_size;
     let stagger = 64 * (class.carved % 32);
     class.carved += 1;
-    Ok(SlotStack { bottom, top: bottom + slot_size - stagger, slot_size })
+    Ok(SlotStack {
+        bottom,
+        top: bottom + slot_size - stagger,
+        slot_size,
+    })
 }
 
 /// Returns a stack to the global allocator.
@@ -235,7 +240,11 @@ pub(crate) fn free(stack: SlotStack) {
     // SAFETY: the usable part of the slot (above the guard) is owned by this
     // stack and holds no live data: its coroutine has returned.
     unsafe {
-        libc::madvise((stack.bottom + PAGE) as *mut libc::c_void, stack.slot_size - PAGE, libc::MADV_DONTNEED);
+        libc::madvise(
+            (stack.bottom + PAGE) as *mut libc::c_void,
+            stack.slot_size - PAGE,
+            libc::MADV_DONTNEED,
+        );
     }
     let mut classes = CLASSES.lock();
     class_mut(&mut classes, stack.slot_size).clean.push(stack);
@@ -252,7 +261,10 @@ pub(crate) struct StackPool {
 
 impl StackPool {
     pub(crate) fn new(slot_size: usize) -> StackPool {
-        StackPool { slot_size, stacks: Vec::new() }
+        StackPool {
+            slot_size,
+            stacks: Vec::new(),
+        }
     }
 
     /// A stack of `slot_size`, from the pool when it has one.
@@ -293,7 +305,11 @@ pub(crate) fn guard_hit(addr: usize) -> Option<usize> {
             let slot = slab[2].load(Ordering::Relaxed);
             // The guard is the first page of each slot; a fault a little
             // below a stack pointer can land anywhere in it.
-            return if (addr - start) % slot < PAGE { Some(slot) } else { None };
+            return if (addr - start) % slot < PAGE {
+                Some(slot)
+            } else {
+                None
+            };
         }
     }
     None
@@ -307,7 +323,10 @@ mod tests {
     fn sizes_round_up_and_reject_huge() {
         assert_eq!(slot_size_for(1).unwrap(), MIN_STACK + PAGE);
         assert_eq!(slot_size_for(DEFAULT_STACK).unwrap(), DEFAULT_STACK + PAGE);
-        assert_eq!(slot_size_for(DEFAULT_STACK + 1).unwrap(), DEFAULT_STACK + 2 * PAGE);
+        assert_eq!(
+            slot_size_for(DEFAULT_STACK + 1).unwrap(),
+            DEFAULT_STACK + 2 * PAGE
+        );
         assert!(slot_size_for(usize::MAX / 2).is_err());
     }
 

@@ -55,7 +55,9 @@ pub(crate) struct TimerNode {
 impl TimerNode {
     /// Stops the timer; true if it had not fired yet.
     pub(crate) fn cancel(&self) -> bool {
-        self.state.compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.state
+            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 
@@ -136,11 +138,15 @@ impl TimerQueue {
         h.push(Entry { when, seq, node });
         let len = h.len();
         if len >= 2 * self.compacted_at.load(Ordering::Relaxed) {
-            let live = h.iter().filter(|e| e.node.state.load(Ordering::Relaxed) == PENDING).count();
+            let live = h
+                .iter()
+                .filter(|e| e.node.state.load(Ordering::Relaxed) == PENDING)
+                .count();
             if live * 2 < len {
                 h.retain(|e| e.node.state.load(Ordering::Relaxed) == PENDING);
             }
-            self.compacted_at.store(h.len().max(1024), Ordering::Relaxed);
+            self.compacted_at
+                .store(h.len().max(1024), Ordering::Relaxed);
         }
         let earliest = h.peek().map_or(u64::MAX, |e| e.when);
         let prev = self.next.swap(earliest, Ordering::AcqRel);
@@ -160,11 +166,16 @@ impl TimerQueue {
                     break;
                 }
                 let e = h.pop().expect("peeked");
-                if e.node.state.compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                if e.node
+                    .state
+                    .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
                     due.push(e.node);
                 }
             }
-            self.next.store(h.peek().map_or(u64::MAX, |e| e.when), Ordering::Release);
+            self.next
+                .store(h.peek().map_or(u64::MAX, |e| e.when), Ordering::Release);
         }
         if due.is_empty() {
             return;
@@ -189,12 +200,16 @@ impl TimerQueue {
 /// Arms a timer on `rt` at `when`. From a worker of `rt` it goes to that
 /// worker's heap; otherwise round-robin, waking the worker if needed.
 pub(crate) fn add_timer(rt: &Arc<Shared>, when: Instant, action: TimerAction) -> Arc<TimerNode> {
-    let node = Arc::new(TimerNode { state: AtomicU8::new(PENDING), action });
+    let node = Arc::new(TimerNode {
+        state: AtomicU8::new(PENDING),
+        action,
+    });
     let mine = with_worker(|w| match w {
         Some(w) if Arc::ptr_eq(&w.shared, rt) => Some(w.index),
         _ => None,
     });
-    let idx = mine.unwrap_or_else(|| rt.next_timer_worker.fetch_add(1, Ordering::Relaxed) % rt.workers.len());
+    let idx = mine
+        .unwrap_or_else(|| rt.next_timer_worker.fetch_add(1, Ordering::Relaxed) % rt.workers.len());
     let when_ns = rt.nanos(when);
     let earliest = rt.workers[idx].timers.push(when_ns, node.clone());
     if earliest && mine.is_none() {
@@ -211,5 +226,6 @@ pub(crate) fn add_unpark_timer(rt: &Arc<Shared>, deadline: Instant) -> Arc<Timer
 /// `deadline` for a timeout of `d` from now, saturating far in the future.
 pub(crate) fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -97,7 +97,7 @@ pub(crate) struct WorkerShared {
     /// The worker sleeps on this when idle.
     pub(crate) parker: ThreadParker,
     /// True while the worker is (about to be) asleep.
-    pub(crate) sleeping: AtomicBool,
+    pub(crate) sleeping: super::atomic::AtomicBool,
     /// Timers owned by this worker.
     pub(crate) timers: TimerQueue,
     /// Started goroutines pinned here (for shutdown and dumps).
@@ -136,7 +136,11 @@ impl Registry {
 }
 
 impl Shared {
-    pub(crate) fn new(workers: usize, stack_size: usize, slot_size: usize) -> (Arc<Shared>, Vec<Deque<GRef>>) {
+    pub(crate) fn new(
+        workers: usize,
+        stack_size: usize,
+        slot_size: usize,
+    ) -> (Arc<Shared>, Vec<Deque<GRef>>) {
         let deques: Vec<Deque<GRef>> = (0..workers).map(|_| Deque::new_lifo()).collect();
         let ws = deques
             .iter()
@@ -144,7 +148,7 @@ impl Shared {
                 inbox: SegQueue::new(),
                 stealer: d.stealer(),
                 parker: ThreadParker::new(),
-                sleeping: AtomicBool::new(false),
+                sleeping: super::atomic::AtomicBool::new(false),
                 timers: TimerQueue::new(),
                 registry: Mutex::new(Registry::default()),
             })
@@ -169,13 +173,17 @@ impl Shared {
 
     /// Nanoseconds since the runtime's epoch.
     pub(crate) fn nanos(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
+        t.saturating_duration_since(self.epoch)
+            .as_nanos()
+            .min(u64::MAX as u128 - 1) as u64
     }
 
     /// Wakes one sleeping worker if nobody is spinning (Go's `wakep`).
     pub(crate) fn wake_idle(&self) {
         fence(Ordering::SeqCst);
-        if self.num_spinning.load(Ordering::Relaxed) != 0 || self.num_sleeping.load(Ordering::Relaxed) == 0 {
+        if self.num_spinning.load(Ordering::Relaxed) != 0
+            || self.num_sleeping.load(Ordering::Relaxed) == 0
+        {
             return;
         }
         let idx = {
@@ -194,9 +202,7 @@ impl Shared {
     /// Wakes worker `i` if it sleeps (after something was queued for it).
     pub(crate) fn notify_worker(&self, i: usize) {
         let ws = &self.workers[i];
-        // Pairs with the SeqCst store of `sleeping` in `Worker::sleep`.
-        fence(Ordering::SeqCst);
-        if ws.sleeping.load(Ordering::Relaxed) {
+        if must_wake(&ws.sleeping) {
             ws.parker.unpark();
         }
     }
@@ -215,6 +221,23 @@ impl Shared {
             }
         }
     }
+}
+
+/// Worker side of the sleep handshake: announce the sleep, then re-check
+/// every source of work before parking (see the module docs).
+pub(crate) fn announce_sleep(sleeping: &super::atomic::AtomicBool) {
+    sleeping.store(true, Ordering::SeqCst);
+    // Orders the store before the re-check loads (StoreLoad); pairs with the
+    // fence in `must_wake`.
+    super::atomic::fence(Ordering::SeqCst);
+}
+
+/// Producer side of the sleep handshake, called after queueing work: whether
+/// the worker may have missed it and must be unparked.
+pub(crate) fn must_wake(sleeping: &super::atomic::AtomicBool) -> bool {
+    // Orders the queue push before the load; pairs with `announce_sleep`.
+    super::atomic::fence(Ordering::SeqCst);
+    sleeping.load(Ordering::Relaxed)
 }
 
 /// A worker thread's own state; other threads never see it.
@@ -379,7 +402,9 @@ impl Worker {
             streak: Cell::new(0),
             pool: RefCell::new(StackPool::new(slot)),
             budget: Cell::new(BUDGET),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
+            rng: Cell::new(
+                0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
+            ),
         }
     }
 
@@ -470,7 +495,10 @@ impl Worker {
                     continue;
                 }
                 loop {
-                    match self.shared.workers[i].stealer.steal_batch_and_pop(&self.unstarted) {
+                    match self.shared.workers[i]
+                        .stealer
+                        .steal_batch_and_pop(&self.unstarted)
+                    {
                         Steal::Success(g) => return Some(g),
                         Steal::Retry => continue,
                         Steal::Empty => break,
@@ -500,7 +528,8 @@ impl Worker {
         if me.timers.due(self.shared.nanos(Instant::now())) {
             return true;
         }
-        if self.shared.shutdown.load(Ordering::Acquire) && self.shared.exit.load(Ordering::Acquire) {
+        if self.shared.shutdown.load(Ordering::Acquire) && self.shared.exit.load(Ordering::Acquire)
+        {
             return true;
         }
         self.shared.workers.iter().any(|w| !w.stealer.is_empty())
@@ -508,18 +537,25 @@ impl Worker {
 
     fn spin(&self) -> Option<GRef> {
         self.shared.num_spinning.fetch_add(1, Ordering::SeqCst);
-        let mut found = None;
+        let mut found;
         let start = Instant::now();
         let mut round = 0u32;
         loop {
             self.run_timers();
-            found = self.runnext.take().or_else(|| self.runq.borrow_mut().pop_front());
+            found = self
+                .runnext
+                .take()
+                .or_else(|| self.runq.borrow_mut().pop_front());
             if found.is_none() {
                 found = self.yieldq.borrow_mut().pop_front();
             }
             if found.is_none() {
                 self.drain_inbox();
-                found = self.runq.borrow_mut().pop_front().or_else(|| self.find_remote());
+                found = self
+                    .runq
+                    .borrow_mut()
+                    .pop_front()
+                    .or_else(|| self.find_remote());
             }
             if found.is_some() || self.shared.exit.load(Ordering::Acquire) {
                 break;
@@ -552,9 +588,12 @@ impl Worker {
             s.push(self.index);
             self.shared.num_sleeping.fetch_add(1, Ordering::SeqCst);
         }
-        me.sleeping.store(true, Ordering::SeqCst);
+        announce_sleep(&me.sleeping);
         if !self.work_visible() {
-            let deadline = me.timers.next_deadline().map(|ns| self.shared.epoch + std::time::Duration::from_nanos(ns));
+            let deadline = me
+                .timers
+                .next_deadline()
+                .map(|ns| self.shared.epoch + std::time::Duration::from_nanos(ns));
             me.parker.park(deadline);
         }
         me.sleeping.store(false, Ordering::SeqCst);
@@ -593,7 +632,9 @@ impl Worker {
         // are its home (only the home worker's queues ever hold it).
         let body = unsafe { &mut *g.body.get() };
         if let Body::Unstarted(_) = body {
-            let Body::Unstarted(f) = std::mem::replace(body, Body::Finished) else { unreachable!() };
+            let Body::Unstarted(f) = std::mem::replace(body, Body::Finished) else {
+                unreachable!()
+            };
             if g.cancelled.load(Ordering::Acquire) || self.shared.shutdown.load(Ordering::Acquire) {
                 drop(f); // completes its JoinHandle as cancelled
                 self.shared.goroutine_exited();
@@ -631,9 +672,14 @@ impl Worker {
             corosensei::CoroutineResult::Yield(Switch::Park) => {}
             corosensei::CoroutineResult::Yield(Switch::Yield) => self.push_yielded(g),
             corosensei::CoroutineResult::Return(()) => {
-                let Body::Running(coro) = std::mem::replace(body, Body::Finished) else { unreachable!() };
+                let Body::Running(coro) = std::mem::replace(body, Body::Finished) else {
+                    unreachable!()
+                };
                 self.pool.borrow_mut().put(coro.into_stack());
-                self.me().registry.lock().remove(g.slot.load(Ordering::Relaxed));
+                self.me()
+                    .registry
+                    .lock()
+                    .remove(g.slot.load(Ordering::Relaxed));
                 drop(g);
                 self.shared.goroutine_exited();
             }
@@ -642,7 +688,10 @@ impl Worker {
 
     #[cold]
     fn fail_start(&self, g: &Goroutine, f: Box<dyn FnOnce() + Send>, e: io::Error) {
-        eprintln!("goroutine {} could not start: no stack could be allocated: {e}", g.id);
+        eprintln!(
+            "goroutine {} could not start: no stack could be allocated: {e}",
+            g.id
+        );
         drop(f);
         self.shared.goroutine_exited();
     }

@@ -49,7 +49,9 @@ struct Inner {
 
 impl fmt::Debug for WaitGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitGroup").field("count", &self.inner.count.load(Ordering::Relaxed)).finish()
+        f.debug_struct("WaitGroup")
+            .field("count", &self.inner.count.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
@@ -83,7 +85,12 @@ impl WaitGroup {
             if c == 0 {
                 panic!("sync: negative WaitGroup counter (WaitGroup::done called more times than WaitGroup::add)");
             }
-            match self.inner.count.compare_exchange_weak(c, c - 1, Ordering::AcqRel, Ordering::Acquire) {
+            match self.inner.count.compare_exchange_weak(
+                c,
+                c - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => break,
                 Err(now) => c = now,
             }

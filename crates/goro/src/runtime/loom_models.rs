@@ -1,0 +1,181 @@
+//! Loom models of the protocols where a lost wake-up would hang a goroutine:
+//! the park token, the worker sleep handshake, and the channel waiter claim.
+//! They exercise the real functions (`begin_park`, `notify`,
+//! `ThreadParker`, `announce_sleep`/`must_wake`, `WaitCtx`), compiled
+//! against loom's atomics.
+//!
+//! Run: `RUSTFLAGS="--cfg goro_loom" cargo test -p goro --release --lib loom`
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize};
+use loom::thread;
+
+use super::atomic::{AtomicBool as ShimBool, AtomicU32};
+use super::park::{begin_park, notify, ThreadParker, RUNNING};
+use super::worker::{announce_sleep, must_wake};
+use crate::chan::{complete, WaitCtx, DONE_CLOSED, DONE_OK};
+
+/// A goroutine parks until a condition holds; a waker sets it and unparks.
+/// The "scheduler" is a flag the waiter spins on while switched out. No wake
+/// is lost and the waiter is made runnable at most once per park.
+#[test]
+fn loom_park_token_never_loses_a_wake() {
+    loom::model(|| {
+        let state = Arc::new(AtomicU32::new(RUNNING));
+        let cond = Arc::new(AtomicBool::new(false));
+        let scheduled = Arc::new(AtomicUsize::new(0));
+        let waker = {
+            let (state, cond, scheduled) = (state.clone(), cond.clone(), scheduled.clone());
+            thread::spawn(move || {
+                cond.store(true, Ordering::Release);
+                if notify(&state) {
+                    scheduled.fetch_add(1, Ordering::AcqRel);
+                }
+            })
+        };
+        let mut resumed = 0;
+        while !cond.load(Ordering::Acquire) {
+            if begin_park(&state) {
+                // Switched out: only a `notify` that returned true resumes us.
+                while scheduled.load(Ordering::Acquire) == resumed {
+                    thread::yield_now();
+                }
+                resumed += 1;
+            }
+        }
+        waker.join().unwrap();
+        assert!(scheduled.load(Ordering::Acquire) <= 1);
+    });
+}
+
+/// The thread parker: an unpark before, during or after the park always
+/// lets the parked thread see the flag.
+#[test]
+fn loom_thread_parker_wakes() {
+    loom::model(|| {
+        let p = Arc::new(ThreadParker::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let t = {
+            let (p, flag) = (p.clone(), flag.clone());
+            thread::spawn(move || {
+                flag.store(true, Ordering::Release);
+                p.unpark();
+            })
+        };
+        while !flag.load(Ordering::Acquire) {
+            p.park(None);
+        }
+        t.join().unwrap();
+    });
+}
+
+/// Worker sleep handshake: a producer queues work and checks `must_wake`;
+/// the worker announces its sleep, re-checks the queue, then parks. The
+/// worker never sleeps through queued work.
+#[test]
+fn loom_worker_sleep_handshake() {
+    loom::model(|| {
+        let sleeping = Arc::new(ShimBool::new(false));
+        let queued = Arc::new(AtomicBool::new(false));
+        let parker = Arc::new(ThreadParker::new());
+        let producer = {
+            let (sleeping, queued, parker) = (sleeping.clone(), queued.clone(), parker.clone());
+            thread::spawn(move || {
+                queued.store(true, Ordering::Release);
+                if must_wake(&sleeping) {
+                    parker.unpark();
+                }
+            })
+        };
+        // Worker: found nothing, so it goes to sleep.
+        announce_sleep(&sleeping);
+        while !queued.load(Ordering::Acquire) {
+            parker.park(None);
+        }
+        sleeping.store(false, Ordering::SeqCst);
+        producer.join().unwrap();
+    });
+}
+
+/// Shares a wait context (normally on the waiter's stack) with claimers.
+struct Shared(WaitCtx);
+// SAFETY: test-only: the context outlives every thread that touches it
+// (all are joined before the model iteration ends).
+unsafe impl Send for Shared {}
+// SAFETY: as above; its fields are atomics and the waiter handle.
+unsafe impl Sync for Shared {}
+
+/// Two claimers race for one waiter (a select over two channels): exactly
+/// one wins, and the waiter sees that winner's outcome and value.
+#[test]
+fn loom_waiter_is_claimed_exactly_once() {
+    loom::model(|| {
+        let ctx = Arc::new(Shared(WaitCtx::new()));
+        let slot = Arc::new(AtomicUsize::new(0));
+        let wins = Arc::new(AtomicUsize::new(0));
+        let claimers: Vec<_> = [(0usize, DONE_OK), (1usize, DONE_CLOSED)]
+            .into_iter()
+            .map(|(case, kind)| {
+                let (ctx, slot, wins) = (ctx.clone(), slot.clone(), wins.clone());
+                thread::spawn(move || {
+                    if ctx.0.claim(case) {
+                        wins.fetch_add(1, Ordering::Relaxed);
+                        slot.store(case + 10, Ordering::Relaxed);
+                        // SAFETY: claimed just above and not completed.
+                        unsafe { complete(&ctx.0, kind) }.unpark();
+                    }
+                })
+            })
+            .collect();
+        let (case, kind) = ctx
+            .0
+            .wait(
+                None,
+                super::park::WaitReason::Select,
+                std::panic::Location::caller(),
+            )
+            .unwrap();
+        assert_eq!(
+            slot.load(Ordering::Relaxed),
+            case + 10,
+            "the winner's value is visible after done"
+        );
+        assert_eq!(kind, if case == 0 { DONE_OK } else { DONE_CLOSED });
+        for c in claimers {
+            c.join().unwrap();
+        }
+        assert_eq!(wins.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// A waiter giving up (timeout) races a claimer: either the abort wins and
+/// the claimer backs off, or the claimer wins and the waiter waits for it.
+#[test]
+fn loom_abort_races_claim() {
+    loom::model(|| {
+        let ctx = Arc::new(Shared(WaitCtx::new()));
+        let delivered = Arc::new(AtomicBool::new(false));
+        let claimer = {
+            let (ctx, delivered) = (ctx.clone(), delivered.clone());
+            thread::spawn(move || {
+                if ctx.0.claim(0) {
+                    delivered.store(true, Ordering::Relaxed);
+                    // SAFETY: claimed just above.
+                    unsafe { complete(&ctx.0, DONE_OK) }.unpark();
+                    true
+                } else {
+                    false
+                }
+            })
+        };
+        ctx.0.abandon(std::panic::Location::caller());
+        let claimed = claimer.join().unwrap();
+        // After `abandon`, nobody writes to the waiter any more.
+        assert_eq!(delivered.load(Ordering::Relaxed), claimed);
+        if claimed {
+            assert_eq!(ctx.0.done.load(Ordering::Acquire), DONE_OK);
+        }
+    });
+}
