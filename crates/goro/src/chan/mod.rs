@@ -46,6 +46,7 @@
 //! then waits for the value) or reserves a buffer slot for it (`RESERVED`).
 
 mod select;
+mod spinlock;
 
 #[doc(hidden)]
 pub use select::{
@@ -64,8 +65,7 @@ use crate::runtime::atomic::{AtomicU8, AtomicUsize as LoomUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::lock_api::RawMutex as _;
-use parking_lot::RawMutex;
+use spinlock::SpinLock;
 
 use crate::runtime::park::{self, WaitReason, Waiter, Wakeup};
 use crate::runtime::timer::deadline_after;
@@ -231,7 +231,7 @@ pub(crate) struct Inner<T> {
 /// The shared channel (Go's `hchan`).
 pub(crate) struct Chan<T> {
     /// Guards `inner`. Never held across a park or while running user code.
-    lock: RawMutex,
+    lock: SpinLock,
     /// See `Inner`.
     inner: UnsafeCell<Inner<T>>,
     /// Capacity; `usize::MAX` for unbounded.
@@ -279,7 +279,7 @@ pub(crate) enum SendPoll<T> {
 impl<T> Chan<T> {
     fn new(cap: usize, senders: usize) -> Chan<T> {
         Chan {
-            lock: RawMutex::INIT,
+            lock: SpinLock::new(),
             inner: UnsafeCell::new(Inner {
                 buf: VecDeque::new(),
                 reserved: 0,

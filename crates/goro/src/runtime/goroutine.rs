@@ -18,6 +18,10 @@
 //! * A goroutine is in at most one run queue at a time: only the unparker that
 //!   wins `PARKED -> RUNNING` (or the spawner) enqueues it.
 //! * Once `home` is set it never changes, and only that worker resumes it.
+//! * A parked goroutine owns one reference count of its own record (the
+//!   worker forgets its `GRef` when the goroutine switches out with
+//!   `Switch::Park`); the unparker that wins `PARKED -> RUNNING` takes that
+//!   count over for the run queue. A wake costs no reference-count traffic.
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -271,12 +275,12 @@ pub(crate) fn yield_current() {
 /// Wakes `g` if parked, or leaves a token (see `park.rs`).
 pub(crate) fn unpark(g: &Goroutine) {
     if super::park::notify(&g.state) {
-        // SAFETY: `g` is a live record (the caller holds it) and was
-        // allocated by an `Arc`; the queue owns the new count.
-        let r = unsafe {
-            Arc::increment_strong_count(g as *const Goroutine);
-            Arc::from_raw(g as *const Goroutine)
-        };
+        // SAFETY: we won `PARKED -> RUNNING`, so we own the reference count
+        // that a parked goroutine carries (its worker forgot its `GRef` when
+        // it switched out; see `Worker::run_goroutine`). Exactly one
+        // unparker wins that transition per park, so the count is taken once
+        // and handed to the run queue.
+        let r = unsafe { Arc::from_raw(g as *const Goroutine) };
         worker::schedule_woken(r);
     }
 }

@@ -669,7 +669,11 @@ impl Worker {
         let r = coro.resume(());
         self.current.set(std::ptr::null());
         match r {
-            corosensei::CoroutineResult::Yield(Switch::Park) => {}
+            corosensei::CoroutineResult::Yield(Switch::Park) => {
+                // The parked goroutine keeps this count; its unparker takes
+                // it over (see `goroutine::unpark`).
+                std::mem::forget(g);
+            }
             corosensei::CoroutineResult::Yield(Switch::Yield) => self.push_yielded(g),
             corosensei::CoroutineResult::Return(()) => {
                 let Body::Running(coro) = std::mem::replace(body, Body::Finished) else {
