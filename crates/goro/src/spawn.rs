@@ -329,7 +329,10 @@ where
     T: Send + 'a,
 {
     let slot = stack::slot_size_for(stack_size)?;
-    if slot != rt.slot_size {
+    // Make sure a stack can be had, so that address-space exhaustion is an
+    // `Err` here rather than a failure at first run. A warm stack in this
+    // worker's pool proves it without taking the allocator lock.
+    if slot != rt.slot_size || !worker::pool_has_stack(rt) {
         stack::ensure_available(slot)?;
     }
     let packet = Arc::new(Packet {

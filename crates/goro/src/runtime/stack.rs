@@ -277,6 +277,11 @@ impl StackPool {
         alloc(slot_size)
     }
 
+    /// Whether the pool holds no stack.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+
     /// Gives a stack back.
     pub(crate) fn put(&mut self, s: SlotStack) {
         if s.slot_size == self.slot_size && self.stacks.len() < WORKER_POOL_CAP {

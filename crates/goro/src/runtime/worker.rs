@@ -365,6 +365,11 @@ pub(crate) fn schedule_new(g: GRef) {
     rt.inject(g);
 }
 
+/// Whether this thread is a worker of `rt` with a warm default-size stack.
+pub(crate) fn pool_has_stack(rt: &Arc<Shared>) -> bool {
+    with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.shared, rt) && !w.pool.borrow().is_empty()))
+}
+
 /// Spends one unit of the running goroutine's budget; yields when it is
 /// exhausted so an always-ready loop cannot monopolise its worker.
 #[inline]
