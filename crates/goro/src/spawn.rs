@@ -1,6 +1,7 @@
 //! Starting goroutines and joining them: `go`, `Builder`, `JoinHandle`.
 
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::runtime::goroutine::{self, Cancelled, GRef, Goroutine};
+use crate::runtime::goroutine::{self, Cancelled, GRef, Goroutine, Task};
 use crate::runtime::park::{self, Unparker, WaitReason};
 use crate::runtime::worker::{self, Shared};
 use crate::runtime::{current_shared, stack};
@@ -140,15 +141,27 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// Where a goroutine's result goes.
-pub(crate) struct Packet<T> {
+/// A goroutine's closure and, once it has run, its result: one allocation,
+/// seen by the goroutine record as a [`Task`] and by the `JoinHandle` as a
+/// [`Joinable`].
+pub(crate) struct Packet<F, T> {
+    /// The closure, until the worker that starts the goroutine takes it.
+    f: UnsafeCell<Option<F>>,
     /// Result and the joiner waiting for it.
     state: Mutex<PacketState<T>>,
     /// Set once the result is in.
     done: AtomicBool,
     /// The scope this goroutine belongs to, if any.
     scope: Option<Arc<ScopeData>>,
+    /// The goroutine's id (for `JoinError`).
+    id: u64,
 }
+
+// SAFETY: `f` is taken exactly once, by the one worker that starts the
+// goroutine (or drops it unstarted); before that the packet moves between
+// threads only through run queues, which synchronise. `state` is a mutex.
+// Hence sharing needs `F: Send` and `T: Send`, as moving would.
+unsafe impl<F: Send, T: Send> Sync for Packet<F, T> {}
 
 struct PacketState<T> {
     /// The outcome, until `join` takes it.
@@ -157,7 +170,86 @@ struct PacketState<T> {
     waiter: Option<Unparker>,
 }
 
-impl<T> Drop for Packet<T> {
+impl<F, T> Packet<F, T> {
+    /// Publishes the outcome and wakes the joiner.
+    fn finish(&self, r: Result<T, JoinError>) {
+        let waiter = {
+            let mut st = self.state.lock();
+            st.result = Some(r);
+            self.done.store(true, Ordering::Release);
+            st.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.unpark();
+        }
+    }
+
+    /// Takes the closure.
+    ///
+    /// # Safety
+    ///
+    /// * Only the worker starting (or dropping) the goroutine calls this,
+    ///   so no other reference to `f` exists.
+    unsafe fn take_f(&self) -> Option<F> {
+        // SAFETY: exclusive, per the contract.
+        unsafe { (*self.f.get()).take() }
+    }
+}
+
+impl<F, T> Task for Packet<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    unsafe fn run(&self) {
+        // SAFETY: called once, by the worker starting the goroutine.
+        let Some(f) = (unsafe { self.take_f() }) else {
+            return;
+        };
+        let r = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => Ok(v),
+            Err(p) if p.is::<Cancelled>() => Err(JoinError {
+                id: self.id,
+                repr: Repr::Cancelled,
+            }),
+            Err(p) => Err(JoinError {
+                id: self.id,
+                repr: Repr::Panic(p),
+            }),
+        };
+        self.finish(r);
+    }
+
+    unsafe fn cancel(&self) {
+        // SAFETY: called by the worker dropping the unstarted goroutine.
+        if let Some(f) = unsafe { self.take_f() } {
+            drop(f);
+            self.finish(Err(JoinError {
+                id: self.id,
+                repr: Repr::Cancelled,
+            }));
+        }
+    }
+}
+
+/// The `JoinHandle`'s view of a packet.
+trait Joinable<T>: Send + Sync {
+    /// Result and waiter.
+    fn state(&self) -> &Mutex<PacketState<T>>;
+    /// Whether the result is in.
+    fn is_done(&self) -> bool;
+}
+
+impl<F: Send, T: Send> Joinable<T> for Packet<F, T> {
+    fn state(&self) -> &Mutex<PacketState<T>> {
+        &self.state
+    }
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+}
+
+impl<F, T> Drop for Packet<F, T> {
     fn drop(&mut self) {
         if let Some(scope) = &self.scope {
             // Drop the result before telling the scope: it may borrow 'env.
@@ -177,59 +269,6 @@ impl<T> Drop for Packet<T> {
     }
 }
 
-/// Completes a packet exactly once; dropping it unused completes it as
-/// cancelled (a goroutine dropped before it ran).
-struct Completer<T> {
-    packet: Option<Arc<Packet<T>>>,
-    id: u64,
-}
-
-impl<T> Completer<T> {
-    fn complete(mut self, r: std::thread::Result<T>) {
-        let r = match r {
-            Ok(v) => Ok(v),
-            Err(p) if p.is::<Cancelled>() => Err(JoinError {
-                id: self.id,
-                repr: Repr::Cancelled,
-            }),
-            Err(p) => Err(JoinError {
-                id: self.id,
-                repr: Repr::Panic(p),
-            }),
-        };
-        if let Some(p) = self.packet.take() {
-            Self::finish(p, r);
-        }
-    }
-
-    fn finish(p: Arc<Packet<T>>, r: Result<T, JoinError>) {
-        let waiter = {
-            let mut st = p.state.lock();
-            st.result = Some(r);
-            p.done.store(true, Ordering::Release);
-            st.waiter.take()
-        };
-        drop(p);
-        if let Some(w) = waiter {
-            w.unpark();
-        }
-    }
-}
-
-impl<T> Drop for Completer<T> {
-    fn drop(&mut self) {
-        if let Some(p) = self.packet.take() {
-            Self::finish(
-                p,
-                Err(JoinError {
-                    id: self.id,
-                    repr: Repr::Cancelled,
-                }),
-            );
-        }
-    }
-}
-
 /// An owned permission to join a goroutine (wait for it and get its result).
 ///
 /// Dropping it detaches the goroutine, which keeps running.
@@ -245,7 +284,7 @@ pub struct JoinHandle<T> {
     /// The goroutine (for id and name).
     g: GRef,
     /// Its result.
-    packet: Arc<Packet<T>>,
+    packet: Arc<dyn Joinable<T>>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -283,7 +322,7 @@ impl<T> JoinHandle<T> {
         }
         loop {
             {
-                let mut st = self.packet.state.lock();
+                let mut st = self.packet.state().lock();
                 if let Some(r) = st.result.take() {
                     return r;
                 }
@@ -305,7 +344,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished (`join` would not wait).
     pub fn is_finished(&self) -> bool {
-        self.packet.done.load(Ordering::Acquire)
+        self.packet.is_done()
     }
 }
 
@@ -335,31 +374,31 @@ where
     if slot != rt.slot_size || !worker::pool_has_stack(rt) {
         stack::ensure_available(slot)?;
     }
-    let packet = Arc::new(Packet {
+    let id = goroutine::next_id();
+    let packet: Arc<Packet<F, T>> = Arc::new(Packet {
+        f: UnsafeCell::new(Some(f)),
         state: Mutex::new(PacketState {
             result: None,
             waiter: None,
         }),
         done: AtomicBool::new(false),
         scope,
-    });
-    let id = goroutine::next_id();
-    let completer = Completer {
-        packet: Some(packet.clone()),
         id,
-    };
-    let main: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
-        let r = catch_unwind(AssertUnwindSafe(f));
-        completer.complete(r);
     });
-    // SAFETY: only the lifetime is changed; the caller guarantees the
-    // goroutine finishes before 'a ends (see `# Safety`).
-    let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
-    let g = Arc::new(Goroutine::new(id, rt.clone(), name, stack_size, site, main));
+    let task: Arc<dyn Task + 'a> = packet.clone();
+    let joinable: Arc<dyn Joinable<T> + 'a> = packet;
+    // SAFETY: only the lifetime bound of the trait objects changes (same
+    // layout). The caller guarantees the goroutine finishes before 'a ends
+    // (see `# Safety`); by then the closure has been taken out and dropped
+    // (`Task::run` or `Task::cancel`), and a scoped packet's result is
+    // dropped before its scope is told (see `Packet`'s `Drop`).
+    let (task, joinable): (Arc<dyn Task>, Arc<dyn Joinable<T>>) =
+        unsafe { (std::mem::transmute(task), std::mem::transmute(joinable)) };
+    let g = Arc::new(Goroutine::new(id, rt.clone(), name, stack_size, site, task));
     rt.live.fetch_add(1, Ordering::AcqRel);
     let handle = JoinHandle {
         g: g.clone(),
-        packet,
+        packet: joinable,
     };
     worker::schedule_new(g);
     // A goroutine spawning in a loop spends its budget like a channel loop,

@@ -53,10 +53,47 @@ pub(crate) enum Switch {
 /// The coroutine type every goroutine runs in.
 pub(crate) type Coro = Coroutine<(), Switch, (), SlotStack>;
 
+/// A goroutine's code before it runs, and where its result goes (the
+/// `Packet` in `spawn.rs`).
+pub(crate) trait Task: Send + Sync {
+    /// Runs the code and publishes its result.
+    ///
+    /// # Safety
+    ///
+    /// * Called at most once, by the worker that starts the goroutine.
+    unsafe fn run(&self);
+    /// Drops the code unrun and publishes "cancelled" (no-op after `run`).
+    ///
+    /// # Safety
+    ///
+    /// * Called by the worker that owns the unstarted goroutine.
+    unsafe fn cancel(&self);
+}
+
+/// An unstarted goroutine's task; dropping it unrun cancels it.
+pub(crate) struct Unstarted(pub(crate) Arc<dyn Task>);
+
+impl Unstarted {
+    /// Runs the task (on the goroutine's own stack).
+    pub(crate) fn run(self) {
+        // SAFETY: `self` is consumed, so this is the one call; it happens on
+        // the worker that started the goroutine.
+        unsafe { self.0.run() };
+    }
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        // SAFETY: whoever drops the unstarted goroutine owns it; after `run`
+        // this is a no-op.
+        unsafe { self.0.cancel() };
+    }
+}
+
 /// Where a goroutine's code is.
 pub(crate) enum Body {
-    /// Not started: the closure, movable to any worker.
-    Unstarted(Box<dyn FnOnce() + Send>),
+    /// Not started: the task, movable to any worker.
+    Unstarted(Unstarted),
     /// Started: its coroutine, pinned to the home worker.
     Running(Coro),
     /// Returned; its stack is back in a pool.
@@ -135,7 +172,7 @@ impl Goroutine {
         name: Option<String>,
         stack_size: usize,
         spawn_site: &'static Location<'static>,
-        body: Box<dyn FnOnce() + Send>,
+        task: Arc<dyn Task>,
     ) -> Goroutine {
         let parent = current_id_u64();
         let cancelled = rt.shutdown.load(Ordering::Acquire);
@@ -152,7 +189,7 @@ impl Goroutine {
             parent,
             stack_size,
             slot: AtomicUsize::new(usize::MAX),
-            body: UnsafeCell::new(Body::Unstarted(body)),
+            body: UnsafeCell::new(Body::Unstarted(Unstarted(task))),
             yielder: Cell::new(std::ptr::null()),
         }
     }

@@ -661,7 +661,7 @@ impl Worker {
                 // SAFETY: the record outlives its coroutine: the worker holds
                 // a `GRef` while resuming, and the coroutine only runs then.
                 unsafe { (*(gp as *const Goroutine)).yielder.set(y as *const _) };
-                f();
+                f.run();
             });
             *body = Body::Running(coro);
         }
@@ -696,7 +696,7 @@ impl Worker {
     }
 
     #[cold]
-    fn fail_start(&self, g: &Goroutine, f: Box<dyn FnOnce() + Send>, e: io::Error) {
+    fn fail_start(&self, g: &Goroutine, f: super::goroutine::Unstarted, e: io::Error) {
         eprintln!(
             "goroutine {} could not start: no stack could be allocated: {e}",
             g.id
