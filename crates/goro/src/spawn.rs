@@ -392,8 +392,12 @@ where
     // (see `# Safety`); by then the closure has been taken out and dropped
     // (`Task::run` or `Task::cancel`), and a scoped packet's result is
     // dropped before its scope is told (see `Packet`'s `Drop`).
-    let (task, joinable): (Arc<dyn Task>, Arc<dyn Joinable<T>>) =
-        unsafe { (std::mem::transmute(task), std::mem::transmute(joinable)) };
+    let (task, joinable) = unsafe {
+        (
+            std::mem::transmute::<Arc<dyn Task + 'a>, Arc<dyn Task>>(task),
+            std::mem::transmute::<Arc<dyn Joinable<T> + 'a>, Arc<dyn Joinable<T>>>(joinable),
+        )
+    };
     let g = Arc::new(Goroutine::new(id, rt.clone(), name, stack_size, site, task));
     rt.live.fetch_add(1, Ordering::AcqRel);
     let handle = JoinHandle {
