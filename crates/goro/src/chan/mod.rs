@@ -23,7 +23,7 @@
 //! capacity.
 //!
 //! A waiter is a [`WaitCtx`] on the waiting goroutine's (or thread's) stack
-//! plus one [`Entry`] per channel it waits on, pointing at the context and at
+//! plus one `Entry` per channel it waits on, pointing at the context and at
 //! a value slot on the same stack. Whoever wants to complete a waiter must
 //! first *claim* it: a CAS of `selected` from `NONE` to the entry's case
 //! index. Only one claim can ever succeed (a timeout or an abandoned wait

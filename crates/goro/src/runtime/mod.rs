@@ -324,7 +324,7 @@ impl Drop for Runtime {
                 break;
             }
             park::park_until(
-                WaitReason::Join,
+                WaitReason::RuntimeDrop,
                 Location::caller(),
                 Some(timer::deadline_after(std::time::Duration::from_millis(20))),
             );

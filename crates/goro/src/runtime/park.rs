@@ -71,6 +71,8 @@ pub enum WaitReason {
     ChanHandoff,
     /// `yield_now` (runnable, not parked).
     Yield,
+    /// `Runtime::drop` waiting for the runtime's goroutines to end.
+    RuntimeDrop,
 }
 
 impl WaitReason {
@@ -88,6 +90,7 @@ impl WaitReason {
             8 => WaitReason::ScopeWait,
             9 => WaitReason::ChanHandoff,
             10 => WaitReason::Yield,
+            11 => WaitReason::RuntimeDrop,
             _ => WaitReason::Running,
         }
     }
@@ -107,6 +110,7 @@ impl fmt::Display for WaitReason {
             WaitReason::ScopeWait => "scope wait",
             WaitReason::ChanHandoff => "chan receive (hand-off)",
             WaitReason::Yield => "runnable",
+            WaitReason::RuntimeDrop => "runtime drop",
         })
     }
 }
@@ -436,5 +440,28 @@ pub(crate) fn park_until(
         THREAD_REASON.with(|r| r.set(reason as u8));
         THREAD_PARKER.with(|p| p.park(deadline));
         THREAD_REASON.with(|r| r.set(0));
+    }
+}
+
+#[cfg(all(test, not(goro_loom)))]
+mod tests {
+    use super::WaitReason;
+    use std::collections::HashSet;
+
+    /// Every park site has its own reason, and dumps can decode it.
+    #[test]
+    fn wait_reasons_round_trip_and_are_distinct() {
+        let mut seen = HashSet::new();
+        for v in 0..=255u8 {
+            let r = WaitReason::from_u8(v);
+            if r == WaitReason::Running && v != 0 {
+                continue;
+            }
+            assert_eq!(r as u8, v, "{r:?} does not round-trip");
+            assert!(seen.insert(r.to_string()), "two reasons print as {r}");
+        }
+        assert!(seen.len() >= 12);
+        assert_eq!(WaitReason::ChanReceive.to_string(), "chan receive");
+        assert_eq!(WaitReason::WaitGroupWait.to_string(), "sync.WaitGroup.Wait");
     }
 }
