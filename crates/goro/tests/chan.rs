@@ -3,29 +3,18 @@
 //! timed operations, iterators, mixing goroutines with plain threads, and the
 //! error types (API.md "Channels").
 
+mod common;
+
+use common::{within, Tracked, SLACK};
 use goro::chan::{
     self, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
     TrySendError,
 };
 use std::collections::HashMap;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a helper thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (hang?)"),
-    }
-}
 
 /// `Some(n)` is `bounded(n)`, `None` is `unbounded()`.
 fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
@@ -37,19 +26,6 @@ fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
 
 /// Every capacity the ordering and delivery tests run with.
 const CAPS: [Option<usize>; 4] = [Some(0), Some(1), Some(16), None];
-
-/// Wide upper bound for operations that should return "at once" or right after a deadline.
-const SLACK: Duration = Duration::from_secs(5);
-
-/// Counts drops of values that travel through channels.
-#[derive(Debug)]
-struct Tracked(Arc<AtomicUsize>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// Sender and Receiver can be shared between threads and goroutines (Send + Sync, Clone).
 #[test]

@@ -2,41 +2,19 @@
 //! `Builder`, `scope`, `yield_now`, `num_goroutine`, large goroutine counts
 //! and the pinning guarantee (API.md "Goroutines", DESIGN §1).
 
+mod common;
+
+use common::{assert_child_passed, child_command, is_child, panic_text, run_child, within};
 use goro::chan;
 use goro::{Builder, GoId, Runtime};
-use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a helper thread and fails the test if it takes longer than
-/// `secs` (a hang is a failure, not a stuck test run).
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (hang?)"),
-    }
-}
-
-/// The text of a panic payload (`panic!("literal")` or `panic!("{}", x)`).
-fn panic_text(payload: &(dyn Any + Send)) -> Option<String> {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        Some((*s).to_string())
-    } else {
-        payload.downcast_ref::<String>().cloned()
-    }
-}
 
 /// Polls `cond` on the calling (plain) thread until it holds or `secs` pass.
 fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
@@ -552,14 +530,11 @@ fn dropping_the_handle_detaches() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("still ran"));
 }
 
-/// Set in a child process's environment to the helper test it should run.
-const CHILD_ENV: &str = "GORO_GOROUTINE_TEST_CHILD";
-
 /// Child: a named goroutine panics and nobody joins it; the program carries on.
 #[test]
 #[ignore = "helper: runs only as the child of unjoined_panic_is_printed_with_id_and_name"]
 fn child_unjoined_panic() {
-    if std::env::var(CHILD_ENV).as_deref() != Ok("child_unjoined_panic") {
+    if !is_child("child_unjoined_panic") {
         return;
     }
     let h = Builder::new()
@@ -577,30 +552,11 @@ fn child_unjoined_panic() {
 /// the runtime carries on (API.md; Go would crash, std prints and carries on).
 #[test]
 fn unjoined_panic_is_printed_with_id_and_name() {
-    let exe = std::env::current_exe().unwrap();
     let name = "child_unjoined_panic";
-    let child = Command::new(exe)
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = within(60, move || child.wait_with_output().unwrap());
+    let out = run_child(&mut child_command(name));
+    assert_child_passed(name, &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed ({:?}):\n{stdout}\n{stderr}",
-        out.status
-    );
     let id = stdout
         .split("GOID=")
         .nth(1)

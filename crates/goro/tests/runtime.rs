@@ -1,47 +1,20 @@
 //! Explicit runtimes: `Runtime::builder`, `block_on`, `spawn`, what dropping a
 //! runtime does to its goroutines, and `#[goro::test]` (API.md "Goroutines").
 
+mod common;
+
+use common::{
+    assert_child_passed, child_command, child_command_in_shell, is_child, panic_text, run_child,
+    within, Tracked,
+};
 use goro::chan;
 use goro::Runtime;
-use std::any::Any;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a helper thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (hang?)"),
-    }
-}
-
-/// The text of a panic payload (`panic!("literal")` or `panic!("{}", x)`).
-fn panic_text(payload: &(dyn Any + Send)) -> Option<String> {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        Some((*s).to_string())
-    } else {
-        payload.downcast_ref::<String>().cloned()
-    }
-}
-
-/// Increments a shared counter when dropped: proves a destructor ran.
-struct DropGuard(Arc<AtomicUsize>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// Runtime::builder().workers(n).build() gives a runtime whose main goroutine returns a value.
 #[test]
@@ -180,7 +153,7 @@ fn dropping_runtime_unwinds_parked_goroutines() {
     let (keep_tx, rx) = chan::bounded::<u32>(0); // keep_tx stays alive: recv never ends
     let mut handles = Vec::new();
     for i in 0..40u32 {
-        let guard = DropGuard(dropped.clone());
+        let guard = Tracked(dropped.clone());
         let started = started.clone();
         let rx = rx.clone();
         handles.push(rt.spawn(move || -> u32 {
@@ -234,7 +207,7 @@ fn dropping_runtime_cancels_queued_and_parked_goroutines() {
     // Fill the runtime with parked goroutines and queued ones.
     let handles: Vec<_> = (0..100)
         .map(|_| {
-            let guard = DropGuard(dropped.clone());
+            let guard = Tracked(dropped.clone());
             let gate_rx = gate_rx.clone();
             rt.spawn(move || {
                 let _guard = guard;
@@ -322,41 +295,6 @@ fn test_attribute_propagates_panics() {
     panic!("expected failure inside goro::test");
 }
 
-/// Set in a child process's environment to the helper test it should run.
-const CHILD_ENV: &str = "GORO_RUNTIME_TEST_CHILD";
-
-/// Runs helper test `name` of this binary in a child process, through
-/// `sh -c "<prelude>; exec <binary> ..."`, with `envs` set.
-fn run_child(name: &str, prelude: &str, envs: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let script =
-        format!("{prelude}; exec \"$0\" {name} --exact --ignored --nocapture --test-threads=1");
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(script).arg(exe).env(CHILD_ENV, name);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = within(60, move || child.wait_with_output().unwrap());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child `{name}` failed ({:?}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(name)
-}
-
 /// Child: the default runtime under GORO_MAXPROCS=1 runs every goroutine on one thread.
 #[test]
 #[ignore = "helper: runs only as the child of goro_maxprocs_sets_default_worker_count"]
@@ -385,7 +323,9 @@ fn child_maxprocs_one() {
 /// GOMAXPROCS: the environment variable GORO_MAXPROCS sets the default runtime's worker count.
 #[test]
 fn goro_maxprocs_sets_default_worker_count() {
-    run_child("child_maxprocs_one", "true", &[("GORO_MAXPROCS", "1")]);
+    let name = "child_maxprocs_one";
+    let out = run_child(child_command(name).env("GORO_MAXPROCS", "1"));
+    assert_child_passed(name, &out);
 }
 
 /// Soft and hard "Max open files" of this process, from /proc/self/limits.
@@ -427,7 +367,9 @@ fn child_open_file_limit() {
 /// As Go does at start, the runtime raises the soft open-file limit to the hard limit.
 #[test]
 fn runtime_raises_open_file_limit() {
-    run_child("child_open_file_limit", "ulimit -Sn 256", &[]);
+    let name = "child_open_file_limit";
+    let out = run_child(&mut child_command_in_shell(name, "ulimit -Sn 256"));
+    assert_child_passed(name, &out);
 }
 
 /// Dropping a runtime waits for a running goroutine to reach its next park,
@@ -446,7 +388,7 @@ fn dropping_runtime_waits_for_running_goroutines_to_park() {
     let (started_tx, started_rx) = mpsc::channel();
     let reached_park = Arc::new(AtomicUsize::new(0));
     let busy = {
-        let guard = DropGuard(dropped.clone());
+        let guard = Tracked(dropped.clone());
         let reached_park = reached_park.clone();
         rt.spawn(move || {
             let _guard = guard;

@@ -2,28 +2,13 @@
 //! under contention, fairness, `never()`, closed channels, and control flow in
 //! arm bodies (API.md "select!").
 
+mod common;
+
+use common::{within, SLACK};
 use goro::chan::{self, Receiver, RecvError, SendError, Sender};
 use goro::select;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a helper thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (hang?)"),
-    }
-}
-
-/// Wide upper bound for operations that should finish "at once" or right after a deadline.
-const SLACK: Duration = Duration::from_secs(5);
 
 /// The only ready arm is the one that runs, with the value that was sent.
 #[test]

@@ -6,68 +6,11 @@
 //! binary as a child process that executes one `#[ignore]`d helper test, selected
 //! with `--exact` and switched on by an environment variable.
 
+mod common;
+
+use common::{assert_child_passed, child_command, is_child, run_child};
 use goro::{Builder, Runtime};
 use std::hint::black_box;
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
-
-/// Set in the child's environment to the name of the scenario to run.
-const CHILD_ENV: &str = "GORO_STACK_TEST_CHILD";
-
-/// Runs helper test `name` of this binary in a child process and returns its output.
-fn run_child(name: &str) -> Output {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut child = Command::new(exe)
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child test process");
-    // Read both pipes on threads so a chatty child never blocks on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).ok();
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).ok();
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("child `{name}` hung for 60 s");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
-}
-
-/// True when this process is the child spawned to run scenario `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).as_deref() == Ok(name)
-}
 
 /// Recurses forever, using about 1 KiB of stack per frame.
 fn recurse_forever(depth: u64) -> u64 {
@@ -143,7 +86,7 @@ fn child_big_runtime_stack() {
 /// Go: "goroutine stack exceeds limit" is fatal; goro aborts with a report naming the goroutine.
 #[test]
 fn goroutine_stack_overflow_is_reported() {
-    let out = run_child("child_overflow_named_goroutine");
+    let out = run_child(&mut child_command("child_overflow_named_goroutine"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -168,28 +111,13 @@ fn goroutine_stack_overflow_is_reported() {
 /// Builder::stack_size(8 MiB) really gives that much stack (4 MiB of recursion is fine).
 #[test]
 fn builder_stack_size_is_usable() {
-    let out = run_child("child_big_builder_stack");
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The child really ran the scenario (and did not filter everything out).
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 passed"), "child ran no test:\n{stdout}");
+    let name = "child_big_builder_stack";
+    assert_child_passed(name, &run_child(&mut child_command(name)));
 }
 
 /// RuntimeBuilder::stack_size sets the default stack for that runtime's goroutines.
 #[test]
 fn runtime_stack_size_is_usable() {
-    let out = run_child("child_big_runtime_stack");
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("1 passed"), "child ran no test:\n{stdout}");
+    let name = "child_big_runtime_stack";
+    assert_child_passed(name, &run_child(&mut child_command(name)));
 }

@@ -2,31 +2,17 @@
 //! Go 1.23 stop/reset semantics, `after_func`, and many concurrent timers
 //! (API.md "Time").
 
+mod common;
+
+use common::{within, SLACK};
 use goro::chan::{RecvTimeoutError, TryRecvError};
 use goro::select;
 use goro::time::{self, Ticker, Timer};
 use goro::Runtime;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a helper thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (hang?)"),
-    }
-}
-
-/// Wide upper bound on top of an expected duration.
-const SLACK: Duration = Duration::from_secs(5);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

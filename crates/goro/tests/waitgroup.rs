@@ -2,37 +2,15 @@
 //! `WaitGroup::go`, misuse panics, and panics re-raised by `wait`
 //! (API.md "Synchronisation").
 
+mod common;
+
+use common::{panic_text, within};
 use goro::sync::WaitGroup;
-use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Runs `f` on a helper thread and fails the test if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (hang?)"),
-    }
-}
-
-/// The text of a panic payload (`panic!("literal")` or `panic!("{}", x)`).
-fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        String::from("<non-string panic payload>")
-    }
-}
 
 /// wg.Add(n); n goroutines call Done; Wait (on a plain thread) returns after all of them.
 #[test]
@@ -196,7 +174,8 @@ fn reuse_after_wait() {
 fn done_below_zero_panics() {
     let wg = WaitGroup::new();
     let res = panic::catch_unwind(AssertUnwindSafe(|| wg.done()));
-    let msg = panic_text(&*res.expect_err("done() on a zero WaitGroup must panic"));
+    let msg =
+        panic_text(&*res.expect_err("done() on a zero WaitGroup must panic")).unwrap_or_default();
     assert!(
         msg.contains("WaitGroup"),
         "panic message does not name WaitGroup: {msg:?}"
@@ -211,7 +190,9 @@ fn done_below_zero_panics() {
     // Inside a goroutine the panic reaches join.
     let h = goro::go(|| WaitGroup::new().done());
     let err = within(10, move || h.join()).expect_err("done() below zero in a goroutine");
-    assert!(panic_text(&*err.into_panic()).contains("WaitGroup"));
+    assert!(panic_text(&*err.into_panic())
+        .unwrap_or_default()
+        .contains("WaitGroup"));
 }
 
 /// wait re-raises the panic of a goroutine started with WaitGroup::go, after all finished.
@@ -237,7 +218,7 @@ fn wait_reraises_panic_after_all_finished() {
         5,
         "wait re-raised before the others finished"
     );
-    let msg = panic_text(&*payload);
+    let msg = panic_text(&*payload).unwrap_or_default();
     assert!(
         msg.contains("assertion inside wg.go failed: 2"),
         "re-raised payload: {msg:?}"
