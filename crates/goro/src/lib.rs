@@ -59,13 +59,21 @@
 
 #![cfg(target_os = "linux")]
 
+mod blocking;
 pub mod chan;
+pub mod context;
+pub mod debug;
+pub mod errgroup;
+pub mod fs;
+pub mod net;
 mod runtime;
 mod select_macro;
+pub mod signal;
 mod spawn;
 pub mod sync;
 pub mod time;
 
+pub use blocking::blocking;
 pub use goro_macros::{main, test};
 pub use runtime::{Runtime, RuntimeBuilder, WaitReason};
 pub use spawn::{

@@ -30,6 +30,10 @@ use crate::runtime::{current_shared, stack};
 pub struct GoId(u64);
 
 impl GoId {
+    pub(crate) fn from_u64(id: u64) -> GoId {
+        GoId(id)
+    }
+
     /// The id as a number.
     pub fn as_u64(self) -> u64 {
         self.0

@@ -24,8 +24,10 @@ pub(crate) mod atomic;
 pub(crate) mod goroutine;
 #[cfg(all(test, goro_loom))]
 mod loom_models;
+pub(crate) mod monitor;
 pub(crate) mod overflow;
 pub(crate) mod park;
+pub(crate) mod poller;
 pub(crate) mod stack;
 pub(crate) mod timer;
 pub(crate) mod worker;
@@ -145,6 +147,21 @@ impl RuntimeBuilder {
                     drop(rt);
                     return Err(e);
                 }
+            }
+        }
+        let s = shared.clone();
+        match std::thread::Builder::new()
+            .name("goro-monitor".into())
+            .spawn(move || monitor::run(s))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                let rt = Runtime {
+                    shared,
+                    threads: parking_lot::Mutex::new(threads),
+                };
+                drop(rt);
+                return Err(e);
             }
         }
         Ok(Runtime {
@@ -312,8 +329,13 @@ impl Drop for Runtime {
             for w in sh.workers.iter() {
                 all.extend(w.registry.lock().slots.iter().flatten().cloned());
             }
+            // Mark all before waking any: an unwinding goroutine may wake
+            // another (releasing a lock, dropping a sender), which must
+            // already see that it is cancelled.
             for g in &all {
                 g.cancelled.store(true, Ordering::SeqCst);
+            }
+            for g in &all {
                 goroutine::unpark(g);
             }
             drop(all);

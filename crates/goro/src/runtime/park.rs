@@ -73,6 +73,24 @@ pub enum WaitReason {
     Yield,
     /// `Runtime::drop` waiting for the runtime's goroutines to end.
     RuntimeDrop,
+    /// `sync::Mutex::lock`.
+    MutexLock,
+    /// `sync::RwLock::read`.
+    RwLockRead,
+    /// `sync::RwLock::write`.
+    RwLockWrite,
+    /// `sync::Cond::wait`.
+    CondWait,
+    /// `sync::Once::call_once` while another caller runs it.
+    OnceWait,
+    /// `sync::Barrier::wait`.
+    BarrierWait,
+    /// `sync::Semaphore::acquire`.
+    SemaphoreAcquire,
+    /// A socket waiting for readiness (`goro::net`).
+    IoWait,
+    /// `goro::blocking` waiting for its pool thread.
+    Blocking,
 }
 
 impl WaitReason {
@@ -91,6 +109,15 @@ impl WaitReason {
             9 => WaitReason::ChanHandoff,
             10 => WaitReason::Yield,
             11 => WaitReason::RuntimeDrop,
+            12 => WaitReason::MutexLock,
+            13 => WaitReason::RwLockRead,
+            14 => WaitReason::RwLockWrite,
+            15 => WaitReason::CondWait,
+            16 => WaitReason::OnceWait,
+            17 => WaitReason::BarrierWait,
+            18 => WaitReason::SemaphoreAcquire,
+            19 => WaitReason::IoWait,
+            20 => WaitReason::Blocking,
             _ => WaitReason::Running,
         }
     }
@@ -111,6 +138,15 @@ impl fmt::Display for WaitReason {
             WaitReason::ChanHandoff => "chan receive (hand-off)",
             WaitReason::Yield => "runnable",
             WaitReason::RuntimeDrop => "runtime drop",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRead => "sync.RWMutex.RLock",
+            WaitReason::RwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::OnceWait => "sync.Once.Do",
+            WaitReason::BarrierWait => "sync.Barrier.Wait",
+            WaitReason::SemaphoreAcquire => "semaphore.Acquire",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::Blocking => "blocking call",
         })
     }
 }

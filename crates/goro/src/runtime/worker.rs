@@ -49,6 +49,9 @@ use super::timer::TimerQueue;
 const FAIRNESS_TICK: u32 = 61;
 /// Most consecutive `runnext` picks while the local queue waits.
 const RUNNEXT_STREAK: u32 = 16;
+/// How long a thief waits before taking a busy worker's just-spawned
+/// goroutine (Go waits ~3 µs before stealing `runnext`).
+const SPAWN_STEAL_BACKOFF: std::time::Duration = std::time::Duration::from_micros(3);
 /// How long an idle worker keeps looking for work before it sleeps. A futex
 /// sleep/wake round trip costs ~45 µs on these VMs against ~55 ns for a
 /// spinning hand-off (DESIGN §3), so spinning for about that long is cheap
@@ -102,6 +105,23 @@ pub(crate) struct WorkerShared {
     pub(crate) timers: TimerQueue,
     /// Started goroutines pinned here (for shutdown and dumps).
     pub(crate) registry: Mutex<Registry>,
+    /// Id of the goroutine running here now, 0 in the scheduler loop (read
+    /// by the stuck-worker monitor).
+    pub(crate) running: std::sync::atomic::AtomicU64,
+    /// Registry slot of `running`.
+    pub(crate) running_slot: AtomicUsize,
+    /// Goroutine resumptions so far; unchanged across monitor samples while
+    /// one goroutine keeps the worker.
+    pub(crate) switches: std::sync::atomic::AtomicU64,
+    /// The goroutine spawned last here, not yet started (an owning pointer
+    /// from `Arc::into_raw`, or null). Its owner runs it next; an idle worker
+    /// may take it after a short back-off if the owner keeps running the same
+    /// goroutine (Go's `runnext` stealing), so a spawner that computes does
+    /// not hold its child back.
+    pub(crate) spawn_next: std::sync::atomic::AtomicPtr<Goroutine>,
+    /// The worker thread's kernel thread id (for the monitor's
+    /// `/proc/self/task/<tid>/schedstat` reads), 0 until it starts.
+    pub(crate) tid: std::sync::atomic::AtomicI32,
 }
 
 /// Slab of the goroutines pinned to one worker.
@@ -151,6 +171,11 @@ impl Shared {
                 sleeping: super::atomic::AtomicBool::new(false),
                 timers: TimerQueue::new(),
                 registry: Mutex::new(Registry::default()),
+                running: std::sync::atomic::AtomicU64::new(0),
+                running_slot: AtomicUsize::new(0),
+                switches: std::sync::atomic::AtomicU64::new(0),
+                spawn_next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+                tid: std::sync::atomic::AtomicI32::new(0),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -353,7 +378,7 @@ pub(crate) fn schedule_woken(g: GRef) {
 pub(crate) fn schedule_new(g: GRef) {
     let g = match with_worker(|w| match w {
         Some(w) if Arc::ptr_eq(&w.shared, &g.rt) => {
-            w.push_runnext(g);
+            w.push_spawned(g);
             None
         }
         _ => Some(g),
@@ -417,6 +442,66 @@ impl Worker {
         &self.shared.workers[self.index]
     }
 
+    /// Puts a just-spawned goroutine in `spawn_next`; the previous one moves
+    /// to `unstarted`.
+    fn push_spawned(&self, g: GRef) {
+        debug_assert!(g.is_unstarted());
+        let old = self
+            .me()
+            .spawn_next
+            .swap(Arc::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: `spawn_next` only ever holds pointers from
+            // `Arc::into_raw`, and the swap gave us sole ownership of it.
+            self.unstarted.push(unsafe { Arc::from_raw(old) });
+        }
+        self.shared.wake_idle();
+    }
+
+    /// Takes this worker's `spawn_next`.
+    fn take_spawned(&self) -> Option<GRef> {
+        let slot = &self.me().spawn_next;
+        if slot.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let p = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: as in `push_spawned`: an owning pointer, now ours.
+        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+    }
+
+    /// Takes another worker's `spawn_next` if that worker has kept running
+    /// the same goroutine for a few microseconds (Go steals `runnext` after
+    /// ~3 µs): the spawner is busy, so its child had better run here.
+    fn steal_spawned(&self) -> Option<GRef> {
+        for (i, w) in self.shared.workers.iter().enumerate() {
+            if i == self.index || w.spawn_next.load(Ordering::Relaxed).is_null() {
+                continue;
+            }
+            let running = w.running.load(Ordering::Relaxed);
+            let sw = w.switches.load(Ordering::Relaxed);
+            if running == 0 {
+                continue;
+            }
+            let t = Instant::now();
+            while t.elapsed() < SPAWN_STEAL_BACKOFF {
+                std::hint::spin_loop();
+            }
+            if w.switches.load(Ordering::Relaxed) != sw
+                || w.running.load(Ordering::Relaxed) != running
+            {
+                continue; // the owner moved on: it will take it itself
+            }
+            let p = w.spawn_next.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !p.is_null() {
+                // SAFETY: an owning pointer from `Arc::into_raw`, now ours;
+                // `spawn_next` only holds never-run goroutines, which may run
+                // on any worker.
+                return Some(unsafe { Arc::from_raw(p) });
+            }
+        }
+        None
+    }
+
     /// Puts `g` in `runnext`, moving the previous occupant to the right queue.
     pub(crate) fn push_runnext(&self, g: GRef) {
         if let Some(old) = self.runnext.replace(Some(g)) {
@@ -473,6 +558,9 @@ impl Worker {
                 return Some(g);
             }
             self.runq.borrow_mut().push_back(g);
+        }
+        if let Some(g) = self.take_spawned() {
+            return Some(g);
         }
         self.streak.set(0);
         if let Some(g) = self.runq.borrow_mut().pop_front() {
@@ -550,6 +638,7 @@ impl Worker {
             found = self
                 .runnext
                 .take()
+                .or_else(|| self.take_spawned())
                 .or_else(|| self.runq.borrow_mut().pop_front());
             if found.is_none() {
                 found = self.yieldq.borrow_mut().pop_front();
@@ -560,7 +649,8 @@ impl Worker {
                     .runq
                     .borrow_mut()
                     .pop_front()
-                    .or_else(|| self.find_remote());
+                    .or_else(|| self.find_remote())
+                    .or_else(|| self.steal_spawned());
             }
             if found.is_some() || self.shared.exit.load(Ordering::Acquire) {
                 break;
@@ -671,7 +761,18 @@ impl Worker {
         };
         self.current.set(Arc::as_ptr(&g));
         self.budget.set(BUDGET);
+        let me = self.me();
+        // Single writer: plain stores (Relaxed) are enough for the monitor,
+        // which only compares samples.
+        me.switches.store(
+            me.switches.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        me.running_slot
+            .store(g.slot.load(Ordering::Relaxed), Ordering::Relaxed);
+        me.running.store(g.id, Ordering::Relaxed);
         let r = coro.resume(());
+        me.running.store(0, Ordering::Relaxed);
         self.current.set(std::ptr::null());
         match r {
             corosensei::CoroutineResult::Yield(Switch::Park) => {
@@ -710,6 +811,10 @@ impl Worker {
 pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, unstarted: Deque<GRef>) {
     super::overflow::install_for_thread();
     let w = Worker::new(shared, index, unstarted);
+    // SAFETY: gettid has no preconditions.
+    w.me()
+        .tid
+        .store(unsafe { libc::gettid() }, Ordering::Relaxed);
     WORKER.with(|c| c.set(&w as *const Worker));
     w.run();
     WORKER.with(|c| c.set(std::ptr::null()));

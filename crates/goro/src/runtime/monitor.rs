@@ -1,0 +1,132 @@
+//! The stuck-worker monitor (Go's `sysmon`, for cooperative goroutines).
+//!
+//! Goroutines switch only at runtime calls, so one that computes (or makes a
+//! blocking syscall) without parking holds its worker and stalls every
+//! goroutine pinned there. A monitor thread per runtime samples each worker
+//! every `SAMPLE`: a worker whose switch counter has not moved while the same
+//! goroutine kept running for more than `STALL` is stuck. The monitor then
+//!
+//! * reports it once per goroutine (at most `MAX_REPORTS_PER_SEC`), through
+//!   the hook set with [`crate::debug::set_stall_hook`] — by default a line
+//!   on stderr naming the goroutine, its spawn site, how long, and the advice
+//!   to use `goro::blocking`;
+//! * wakes an idle worker, so that unstarted goroutines queued behind the
+//!   stuck one are stolen and run elsewhere.
+//!
+//! The workers' side costs three relaxed stores per resumption.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::worker::Shared;
+use crate::debug::{report_stall, StallReport};
+use crate::GoId;
+
+/// How often workers are sampled while any is busy.
+const SAMPLE: Duration = Duration::from_millis(2);
+/// How often they are sampled while all are idle.
+const IDLE_SAMPLE: Duration = Duration::from_millis(20);
+/// A goroutine holding its worker longer than this is reported.
+pub(crate) const STALL: Duration = Duration::from_millis(10);
+/// Report rate limit.
+const MAX_REPORTS_PER_SEC: u32 = 10;
+
+/// What the monitor remembers about one worker.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    /// Goroutine id running at the last sample (0: none).
+    id: u64,
+    /// Switch counter at the last sample.
+    switches: u64,
+    /// When this goroutine was first seen running without a switch.
+    since: Option<Instant>,
+    /// The thread's run-queue wait (ns, from schedstat) when the goroutine
+    /// was first seen still running at a second sample.
+    wait_base: Option<u64>,
+}
+
+/// Nanoseconds thread `tid` has spent runnable but not running (preempted by
+/// the OS), from `/proc/self/task/<tid>/schedstat`.
+fn runqueue_wait_ns(tid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    s.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Body of the monitor thread of `rt`.
+pub(crate) fn run(rt: Arc<Shared>) {
+    let n = rt.workers.len();
+    let mut seen = vec![Seen::default(); n];
+    let mut reported: HashSet<u64> = HashSet::new();
+    let mut window = Instant::now();
+    let mut in_window = 0u32;
+    while !rt.exit.load(Ordering::Acquire) {
+        let mut busy = false;
+        let now = Instant::now();
+        for (i, w) in rt.workers.iter().enumerate() {
+            let id = w.running.load(Ordering::Relaxed);
+            let sw = w.switches.load(Ordering::Relaxed);
+            let s = &mut seen[i];
+            if id == 0 || id != s.id || sw != s.switches {
+                *s = Seen {
+                    id,
+                    switches: sw,
+                    since: if id != 0 { Some(now) } else { None },
+                    wait_base: None,
+                };
+                busy |= id != 0;
+                continue;
+            }
+            busy = true;
+            let Some(since) = s.since else { continue };
+            let tid = w.tid.load(Ordering::Relaxed);
+            if s.wait_base.is_none() {
+                s.wait_base = runqueue_wait_ns(tid);
+            }
+            let mut held = now.duration_since(since);
+            if held < STALL || reported.contains(&id) {
+                continue;
+            }
+            // Time the OS kept the worker thread off the CPU is not the
+            // goroutine's doing (a busy machine): discount it.
+            if let (Some(base), Some(cur)) = (s.wait_base, runqueue_wait_ns(tid)) {
+                held = held.saturating_sub(Duration::from_nanos(cur.saturating_sub(base)));
+                if held < STALL {
+                    continue;
+                }
+            }
+            // Steal what waits behind it.
+            rt.wake_idle();
+            if now.duration_since(window) >= Duration::from_secs(1) {
+                window = now;
+                in_window = 0;
+            }
+            if in_window >= MAX_REPORTS_PER_SEC {
+                continue;
+            }
+            in_window += 1;
+            if reported.len() > 100_000 {
+                reported.clear();
+            }
+            reported.insert(id);
+            let slot = w.running_slot.load(Ordering::Relaxed);
+            let g = w
+                .registry
+                .lock()
+                .slots
+                .get(slot)
+                .and_then(|g| g.clone())
+                .filter(|g| g.id == id);
+            let Some(g) = g else { continue };
+            report_stall(&StallReport {
+                id: GoId::from_u64(id),
+                name: g.name.as_deref().map(String::from),
+                spawn_site: g.spawn_site,
+                held,
+                worker: i,
+            });
+        }
+        std::thread::sleep(if busy { SAMPLE } else { IDLE_SAMPLE });
+    }
+}

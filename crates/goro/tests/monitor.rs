@@ -1,0 +1,58 @@
+//! The stuck-worker monitor: a goroutine that holds its worker without
+//! parking is reported (once, through the hook), and work queued behind it
+//! is taken by an idle worker.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use goro::Runtime;
+
+/// Spins on the CPU for `d` without any runtime call (never parks).
+fn spin_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A goroutine spinning 50 ms is reported once, with its name, spawn site and
+/// a duration of at least the 10 ms threshold; one that parks is not.
+#[test]
+fn a_goroutine_holding_its_worker_is_reported_once() {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let r = reports.clone();
+    goro::debug::set_stall_hook(move |rep| r.lock().unwrap().push(rep.clone()));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let spinner = rt.block_on(|| {
+        let h = goro::Builder::new()
+            .name("spinner")
+            .spawn(|| spin_for(Duration::from_millis(50)))
+            .unwrap();
+        let id = h.id();
+        // A well-behaved goroutine: sleeps (parks) in small steps.
+        let sleeper = goro::go(|| {
+            for _ in 0..10 {
+                goro::time::sleep(Duration::from_millis(5));
+            }
+        });
+        h.join().unwrap();
+        sleeper.join().unwrap();
+        id
+    });
+    drop(rt);
+    goro::debug::reset_stall_hook();
+    let reports = reports.lock().unwrap();
+    let mine: Vec<_> = reports.iter().filter(|r| r.id == spinner).collect();
+    assert_eq!(mine.len(), 1, "reported once: {reports:?}");
+    let rep = mine[0];
+    assert_eq!(rep.name.as_deref(), Some("spinner"));
+    assert!(rep.held >= Duration::from_millis(10), "held {:?}", rep.held);
+    assert!(
+        rep.spawn_site.file().ends_with("monitor.rs"),
+        "spawn site {}",
+        rep.spawn_site
+    );
+    let text = rep.to_string();
+    assert!(text.contains("goro::blocking"), "{text}");
+    assert_eq!(reports.len(), 1, "only the spinner: {reports:?}");
+}
