@@ -76,7 +76,10 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     out
 }
 
-/// Runs a test's body as the main goroutine of a fresh runtime.
+/// Runs a test's body as the main goroutine of a fresh runtime; when it
+/// returns, checks that no goroutine is left behind (a leak fails the test,
+/// listing the leaked goroutines). `#[goro::test(allow_leaks)]` skips that
+/// check.
 ///
 /// ```ignore
 /// #[goro::test]
@@ -88,9 +91,15 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        return error("#[goro::test] takes no arguments");
-    }
+    let runner = match attr.to_string().trim() {
+        "" => "::goro::__private::run_test",
+        "allow_leaks" => "::goro::__private::run_test_allow_leaks",
+        other => {
+            return error(&format!(
+                "#[goro::test] takes no arguments or `allow_leaks`, not `{other}`"
+            ))
+        }
+    };
     let (head, body) = match split_fn(item, "test") {
         Ok(v) => v,
         Err(e) => return e,
@@ -99,6 +108,6 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
         .parse()
         .expect("valid attribute");
     out.extend(head);
-    out.extend([TokenTree::Group(wrap("::goro::__private::run_test", body))]);
+    out.extend([TokenTree::Group(wrap(runner, body))]);
     out
 }

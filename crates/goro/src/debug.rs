@@ -75,3 +75,344 @@ pub(crate) fn report_stall(r: &StallReport) {
         None => eprintln!("{r}"),
     }
 }
+
+/// What a goroutine is doing, as a dump shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GoroutineState {
+    /// Running on its worker right now.
+    Running,
+    /// Ready to run, waiting for its worker.
+    Runnable,
+    /// Parked: see its wait reason.
+    Waiting,
+}
+
+impl fmt::Display for GoroutineState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GoroutineState::Running => "running",
+            GoroutineState::Runnable => "runnable",
+            GoroutineState::Waiting => "waiting",
+        })
+    }
+}
+
+/// One started goroutine, as seen by [`goroutines`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GoroutineInfo {
+    /// Its id.
+    pub id: GoId,
+    /// Its name, if it has one.
+    pub name: Option<String>,
+    /// Running, runnable or waiting.
+    pub state: GoroutineState,
+    /// Why it waits (`chan receive`, `sync.Mutex.Lock`, `IO wait`, ...).
+    pub wait_reason: Option<crate::WaitReason>,
+    /// How long it has been waiting (coarse: a few ms).
+    pub waiting_for: Option<Duration>,
+    /// Where it parked (the blocking call in the user's code).
+    pub park_site: Option<&'static Location<'static>>,
+    /// Where it was spawned.
+    pub spawn_site: &'static Location<'static>,
+    /// The goroutine that spawned it (`None`: a plain thread).
+    pub parent: Option<GoId>,
+    /// Its labels (see [`with_labels`]).
+    pub labels: Vec<(String, String)>,
+    /// The worker it is pinned to.
+    pub worker: usize,
+    /// Its stack, when recorded ([`goroutines_with_stacks`], [`dump`]).
+    pub stack: Option<String>,
+}
+
+/// Every started goroutine of the current runtime (the default one on a
+/// plain thread). Cheap: no stacks (see [`goroutines_with_stacks`]).
+/// Goroutines that have not started yet are counted by
+/// [`num_goroutine`](crate::num_goroutine) but not listed.
+///
+/// ```
+/// let (tx, rx) = goro::chan::bounded::<()>(0);
+/// let h = goro::Builder::new().name("waiter").spawn(move || { let _ = rx.recv(); }).unwrap();
+/// while !goro::debug::goroutines().iter().any(|g| g.id == h.id() && g.wait_reason.is_some()) {
+///     goro::yield_now();
+/// }
+/// let info = goro::debug::goroutines().into_iter().find(|g| g.id == h.id()).unwrap();
+/// assert_eq!(info.name.as_deref(), Some("waiter"));
+/// assert_eq!(info.wait_reason, Some(goro::WaitReason::ChanReceive));
+/// drop(tx);
+/// h.join().unwrap();
+/// ```
+pub fn goroutines() -> Vec<GoroutineInfo> {
+    collect(false)
+}
+
+/// Like [`goroutines`], with each goroutine's real stack: every worker briefly
+/// resumes its suspended goroutines to record their backtraces (state
+/// unchanged). Costs nothing until asked for; a worker held by a goroutine
+/// that never parks is waited for at most one second.
+pub fn goroutines_with_stacks() -> Vec<GoroutineInfo> {
+    collect(true)
+}
+
+/// The started goroutines of `rt`.
+pub(crate) fn goroutines_of(
+    rt: &std::sync::Arc<crate::runtime::worker::Shared>,
+) -> Vec<GoroutineInfo> {
+    collect_from(rt, false)
+}
+
+fn collect(stacks: bool) -> Vec<GoroutineInfo> {
+    collect_from(&crate::runtime::current_shared(), stacks)
+}
+
+fn collect_from(
+    rt: &std::sync::Arc<crate::runtime::worker::Shared>,
+    stacks: bool,
+) -> Vec<GoroutineInfo> {
+    use std::sync::atomic::Ordering;
+    // Waiting times are as of the request, not of the end of the (slower)
+    // stack recording.
+    let now = crate::runtime::goroutine::tick_coarse_clock();
+    if stacks {
+        crate::runtime::worker::trace_all(rt, Duration::from_secs(1));
+    }
+    let mut out = Vec::new();
+    for (wi, w) in rt.workers.iter().enumerate() {
+        let gs: Vec<_> = w.registry.lock().slots.iter().flatten().cloned().collect();
+        let running = w.running.load(Ordering::Relaxed);
+        for g in gs {
+            let parked = g.state.load(Ordering::Acquire) == crate::runtime::park::PARKED;
+            let state = if running == g.id {
+                GoroutineState::Running
+            } else if parked {
+                GoroutineState::Waiting
+            } else {
+                GoroutineState::Runnable
+            };
+            let reason = g.wait_reason();
+            let wait_reason = (state == GoroutineState::Waiting
+                && reason != crate::WaitReason::Running)
+                .then_some(reason);
+            let site = g.park_site.load(Ordering::Relaxed);
+            let park_site = if wait_reason.is_some() && !site.is_null() {
+                // SAFETY: only ever set from a `&'static Location`.
+                Some(unsafe { &*site })
+            } else {
+                None
+            };
+            let at = g.parked_at.load(Ordering::Relaxed);
+            out.push(GoroutineInfo {
+                id: GoId::from_u64(g.id),
+                name: g.name.as_deref().map(String::from),
+                state,
+                wait_reason,
+                waiting_for: wait_reason.map(|_| Duration::from_millis(now.saturating_sub(at))),
+                park_site,
+                spawn_site: g.spawn_site,
+                parent: (g.parent != 0).then(|| GoId::from_u64(g.parent)),
+                labels: g.labels.lock().as_deref().cloned().unwrap_or_default(),
+                worker: wi,
+                stack: if stacks {
+                    g.trace.lock().take().map(|t| trim_stack(&t))
+                } else {
+                    None
+                },
+            });
+        }
+    }
+    out.sort_by_key(|g| g.id);
+    out
+}
+
+/// Reformats a recorded backtrace the way Go prints a goroutine's stack
+/// (`function` then a tab and `file:line`), dropping the frames above the
+/// blocking call's own code (the backtrace capture) and below the
+/// goroutine's entry (the runtime that started it).
+fn trim_stack(bt: &str) -> String {
+    let mut frames: Vec<(String, Option<String>)> = Vec::new();
+    for line in bt.lines() {
+        let t = line.trim_start();
+        if let Some(at) = t.strip_prefix("at ") {
+            if let Some(f) = frames.last_mut() {
+                f.1.get_or_insert_with(|| at.to_string());
+            }
+            continue;
+        }
+        match t.split_once(": ") {
+            Some((n, func)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                frames.push((func.to_string(), None));
+            }
+            _ => {}
+        }
+    }
+    let capture = |f: &str| {
+        f.contains("std::backtrace")
+            || f.contains("goro::runtime::goroutine::")
+            || f.contains("goro::runtime::park::")
+            || f.starts_with("std::sys::backtrace")
+    };
+    let start = frames.iter().position(|(f, _)| !capture(f)).unwrap_or(0);
+    let end = frames
+        .iter()
+        .position(|(f, _)| {
+            f.contains("goro::spawn::Packet") || f.contains("goro::runtime::goroutine::Unstarted")
+        })
+        .unwrap_or(frames.len());
+    let mut s = String::new();
+    for (func, at) in frames.iter().take(end.max(start)).skip(start) {
+        s.push_str(&format!("{func}(...)\n"));
+        if let Some(at) = at {
+            s.push_str(&format!("\t{at}\n"));
+        }
+    }
+    s
+}
+
+fn header(g: &GoroutineInfo) -> String {
+    let mut h = format!("goroutine {}", g.id);
+    if let Some(n) = &g.name {
+        h.push_str(&format!(" ({n})"));
+    }
+    match (g.wait_reason, g.waiting_for) {
+        (Some(r), Some(d)) if d >= Duration::from_secs(60) => {
+            h.push_str(&format!(" [{r}, {} minutes]", d.as_secs() / 60))
+        }
+        (Some(r), Some(d)) => h.push_str(&format!(" [{r}, {} ms]", d.as_millis())),
+        (Some(r), None) => h.push_str(&format!(" [{r}]")),
+        _ => h.push_str(&format!(" [{}]", g.state)),
+    }
+    if !g.labels.is_empty() {
+        let l: Vec<String> = g.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        h.push_str(&format!(" {{{}}}", l.join(", ")));
+    }
+    h.push(':');
+    h
+}
+
+fn created_by(g: &GoroutineInfo) -> String {
+    match g.parent {
+        Some(p) => format!("created by goroutine {p} at {}", g.spawn_site),
+        None => format!("created by a thread at {}", g.spawn_site),
+    }
+}
+
+/// A dump of every goroutine in Go's format, with real stacks:
+///
+/// ```text
+/// goroutine 17 (worker) [chan receive, 3 ms]:
+///   parked at src/main.rs:12:9
+///    4: my_app::worker
+///              at ./src/main.rs:12:9
+///   ...
+/// created by goroutine 1 at src/main.rs:30:5
+/// ```
+pub fn dump() -> String {
+    let gs = goroutines_with_stacks();
+    let mut s = String::new();
+    for g in &gs {
+        s.push_str(&header(g));
+        s.push('\n');
+        if let Some(p) = g.park_site {
+            s.push_str(&format!("  parked at {p}\n"));
+        }
+        if let Some(st) = &g.stack {
+            s.push_str(st);
+        }
+        s.push_str(&created_by(g));
+        s.push_str("\n\n");
+    }
+    let live = crate::runtime::current_shared()
+        .live
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if live > gs.len() {
+        s.push_str(&format!(
+            "({} goroutines not started yet)\n",
+            live - gs.len()
+        ));
+    }
+    s
+}
+
+/// Goroutines grouped by (state, wait reason, park site, spawn site), with a
+/// count per group, largest first: pprof's `debug=1` view, what you read
+/// with 100,000 goroutines.
+pub fn dump_grouped() -> String {
+    use std::collections::HashMap;
+    let gs = goroutines();
+    let mut groups: HashMap<(String, String, String), usize> = HashMap::new();
+    for g in &gs {
+        let what = match g.wait_reason {
+            Some(r) => r.to_string(),
+            None => g.state.to_string(),
+        };
+        let park = g.park_site.map(|p| p.to_string()).unwrap_or_default();
+        *groups
+            .entry((what, park, g.spawn_site.to_string()))
+            .or_default() += 1;
+    }
+    let mut v: Vec<_> = groups.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut s = format!("{} goroutines\n", gs.len());
+    for ((what, park, spawn), n) in v {
+        s.push_str(&format!("{n} @ [{what}]"));
+        if !park.is_empty() {
+            s.push_str(&format!(" parked at {park}"));
+        }
+        s.push_str(&format!(", created at {spawn}\n"));
+    }
+    s
+}
+
+/// Runs `f` with `labels` added to the running goroutine's labels (replacing
+/// equal keys); goroutines spawned inside inherit them, and dumps show them.
+/// On a plain thread it just runs `f`.
+///
+/// ```
+/// goro::go(|| {
+///     goro::debug::with_labels(&[("route", "/api")], || {
+///         assert_eq!(goro::debug::labels(), vec![("route".to_string(), "/api".to_string())]);
+///     });
+///     assert!(goro::debug::labels().is_empty());
+/// }).join().unwrap();
+/// ```
+pub fn with_labels<R>(labels: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
+    let prev = crate::runtime::goroutine::with_current(|g| {
+        g.map(|g| {
+            let mut cur = g.labels.lock();
+            let old = cur.clone();
+            let mut v: Vec<(String, String)> = old.as_deref().cloned().unwrap_or_default();
+            for (k, val) in labels {
+                v.retain(|(kk, _)| kk != k);
+                v.push((k.to_string(), val.to_string()));
+            }
+            *cur = Some(Arc::new(v));
+            g.has_labels
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            old
+        })
+    });
+    struct Restore(Option<Option<crate::runtime::goroutine::Labels>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(old) = self.0.take() {
+                crate::runtime::goroutine::with_current(|g| {
+                    if let Some(g) = g {
+                        *g.labels.lock() = old;
+                    }
+                });
+            }
+        }
+    }
+    let _restore = Restore(prev);
+    f()
+}
+
+/// The running goroutine's labels (empty on a plain thread).
+pub fn labels() -> Vec<(String, String)> {
+    crate::runtime::goroutine::with_current(|g| {
+        g.filter(|g| g.has_labels.load(std::sync::atomic::Ordering::Relaxed))
+            .and_then(|g| g.labels.lock().as_deref().cloned())
+            .unwrap_or_default()
+    })
+}

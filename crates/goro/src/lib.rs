@@ -71,6 +71,7 @@ mod select_macro;
 pub mod signal;
 mod spawn;
 pub mod sync;
+pub mod testing;
 pub mod time;
 
 pub use blocking::blocking;
@@ -85,13 +86,26 @@ pub use spawn::{
 pub mod __private {
     /// Runs `main`'s body as the main goroutine of the default runtime, then
     /// exits the process with its status (Go: when main returns, the program
-    /// ends, whatever other goroutines are doing).
+    /// ends, whatever other goroutines are doing). SIGQUIT prints a dump of
+    /// every goroutine to stderr and exits with status 2, as Go does.
     pub fn run_main<F, T>(f: F) -> !
     where
         F: FnOnce() -> T + Send,
         T: std::process::Termination + Send,
     {
-        let r = crate::runtime::default_runtime().block_on(f);
+        let rt = crate::runtime::default_runtime();
+        if let Ok(quit) = crate::signal::try_notify(&[crate::signal::Signal::Quit]) {
+            let _ = std::thread::Builder::new()
+                .name("goro-sigquit".into())
+                .spawn(move || {
+                    if quit.recv().is_ok() {
+                        let dump = crate::debug::dump();
+                        eprintln!("SIGQUIT: quit\n\n{dump}");
+                        std::process::exit(2);
+                    }
+                });
+        }
+        let r = rt.block_on(f);
         let code = r.report();
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -107,8 +121,26 @@ pub mod __private {
         }
     }
 
-    /// Runs a test body as the main goroutine of a fresh runtime.
+    /// Runs a test body as the main goroutine of a fresh runtime, then
+    /// checks (goleak-style) that it left no goroutine behind.
     pub fn run_test<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        run_test_with(true, f)
+    }
+
+    /// `run_test` without the leak check (`#[goro::test(allow_leaks)]`).
+    pub fn run_test_allow_leaks<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        run_test_with(false, f)
+    }
+
+    fn run_test_with<F, T>(check_leaks: bool, f: F) -> T
     where
         F: FnOnce() -> T + Send,
         T: Send,
@@ -116,6 +148,14 @@ pub mod __private {
         let rt = crate::Runtime::builder()
             .build()
             .unwrap_or_else(|e| panic!("goro::test: cannot start a runtime: {e}"));
-        rt.block_on(f)
+        let v = rt.block_on(f);
+        if check_leaks {
+            let shared = rt.shared_for_tests().clone();
+            let r = rt.block_on(move || crate::testing::check(&shared, 1));
+            if let Err(report) = r {
+                panic!("goro::test: {report}(opt out with #[goro::test(allow_leaks)])");
+            }
+        }
+        v
     }
 }

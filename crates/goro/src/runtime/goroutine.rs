@@ -38,6 +38,9 @@ use super::park::{WaitReason, RUNNING};
 use super::stack::SlotStack;
 use super::worker::{self, Shared};
 
+/// A goroutine's labels: key/value pairs, shared with the goroutines it spawns.
+pub(crate) type Labels = Arc<Vec<(String, String)>>;
+
 /// Shared handle to a goroutine record.
 pub(crate) type GRef = Arc<Goroutine>;
 
@@ -139,6 +142,16 @@ pub(crate) struct Goroutine {
     pub(crate) slot: AtomicUsize,
     /// Code and stack. Only the worker running it touches this.
     pub(crate) body: UnsafeCell<Body>,
+    /// Labels (`debug::with_labels`), inherited by goroutines it spawns.
+    pub(crate) labels: parking_lot::Mutex<Option<Labels>>,
+    /// Whether `labels` was ever set (spares the lock on every spawn).
+    pub(crate) has_labels: AtomicBool,
+    /// When it last parked, on the coarse clock (ms; for dumps).
+    pub(crate) parked_at: AtomicU64,
+    /// Set by its home worker to resume it only to record its stack.
+    pub(crate) tracing: AtomicBool,
+    /// The stack recorded in trace mode.
+    pub(crate) trace: parking_lot::Mutex<Option<String>>,
     /// The coroutine's yielder, valid while `body` is `Running`. Only touched
     /// on the goroutine's own stack.
     pub(crate) yielder: Cell<*const Yielder<(), Switch>>,
@@ -175,6 +188,10 @@ impl Goroutine {
         task: Arc<dyn Task>,
     ) -> Goroutine {
         let parent = current_id_u64();
+        let labels = with_current(|g| {
+            g.filter(|g| g.has_labels.load(Ordering::Relaxed))
+                .and_then(|g| g.labels.lock().clone())
+        });
         let cancelled = rt.shutdown.load(Ordering::Acquire);
         Goroutine {
             id,
@@ -191,6 +208,11 @@ impl Goroutine {
             slot: AtomicUsize::new(usize::MAX),
             body: UnsafeCell::new(Body::Unstarted(Unstarted(task))),
             yielder: Cell::new(std::ptr::null()),
+            has_labels: AtomicBool::new(labels.is_some()),
+            labels: parking_lot::Mutex::new(labels),
+            parked_at: AtomicU64::new(0),
+            tracing: AtomicBool::new(false),
+            trace: parking_lot::Mutex::new(None),
         }
     }
 
@@ -270,14 +292,51 @@ pub(crate) fn park_current(
     g.reason.store(reason as u8, Ordering::Relaxed);
     g.park_site
         .store(site as *const _ as *mut _, Ordering::Relaxed);
+    g.parked_at.store(coarse_now_ms(), Ordering::Relaxed);
     if super::park::begin_park(&g.state) {
         suspend(g, Switch::Park);
+        traced(g);
     }
     g.reason.store(0, Ordering::Relaxed);
     if let Some(t) = timer {
         t.cancel();
     }
     check_cancelled(g);
+}
+
+/// After a switch back in: if the home worker resumed us only to record our
+/// stack (a goroutine dump), record it and switch out again, state
+/// unchanged, as often as it asks.
+fn traced(g: &Goroutine) {
+    while g.tracing.swap(false, Ordering::AcqRel) {
+        let bt = std::backtrace::Backtrace::force_capture();
+        *g.trace.lock() = Some(bt.to_string());
+        suspend(g, Switch::Park);
+    }
+}
+
+/// The coarse clock: milliseconds since the first use, advanced by the
+/// runtimes' monitor threads (every 2–20 ms). Cheap enough to read on every
+/// park.
+static COARSE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The coarse clock's origin.
+fn coarse_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Reads the coarse clock.
+#[inline]
+pub(crate) fn coarse_now_ms() -> u64 {
+    COARSE_MS.load(Ordering::Relaxed)
+}
+
+/// Advances the coarse clock (monitor threads) and returns it.
+pub(crate) fn tick_coarse_clock() -> u64 {
+    let ms = coarse_base().elapsed().as_millis() as u64;
+    COARSE_MS.fetch_max(ms, Ordering::Relaxed);
+    ms
 }
 
 /// Unwinds the goroutine if its runtime is being dropped.
@@ -305,6 +364,7 @@ pub(crate) fn yield_current() {
     check_cancelled(g);
     g.reason.store(WaitReason::Yield as u8, Ordering::Relaxed);
     suspend(g, Switch::Yield);
+    traced(g);
     g.reason.store(0, Ordering::Relaxed);
     check_cancelled(g);
 }

@@ -129,6 +129,7 @@ impl RuntimeBuilder {
         let slot = stack::slot_size_for(self.stack_size)?;
         raise_nofile_limit();
         install_panic_hook();
+        goroutine::tick_coarse_clock();
         let (shared, deques) = Shared::new(n, self.stack_size, slot);
         let mut threads = Vec::with_capacity(n);
         for (i, d) in deques.into_iter().enumerate() {
@@ -302,6 +303,10 @@ impl Runtime {
         // SAFETY: `F` and `T` are 'static.
         unsafe { spawn_unchecked(&self.shared, None, self.shared.stack_size, site, None, f) }
             .unwrap_or_else(|e| panic!("goro: cannot spawn a goroutine: {e}"))
+    }
+
+    pub(crate) fn shared_for_tests(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Number of worker threads.

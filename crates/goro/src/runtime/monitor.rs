@@ -62,6 +62,7 @@ pub(crate) fn run(rt: Arc<Shared>) {
     let mut window = Instant::now();
     let mut in_window = 0u32;
     while !rt.exit.load(Ordering::Acquire) {
+        super::goroutine::tick_coarse_clock();
         let mut busy = false;
         let now = Instant::now();
         for (i, w) in rt.workers.iter().enumerate() {

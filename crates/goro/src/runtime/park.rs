@@ -91,6 +91,8 @@ pub enum WaitReason {
     IoWait,
     /// `goro::blocking` waiting for its pool thread.
     Blocking,
+    /// A goroutine dump waiting for the workers to record stacks.
+    Dump,
 }
 
 impl WaitReason {
@@ -118,6 +120,7 @@ impl WaitReason {
             18 => WaitReason::SemaphoreAcquire,
             19 => WaitReason::IoWait,
             20 => WaitReason::Blocking,
+            21 => WaitReason::Dump,
             _ => WaitReason::Running,
         }
     }
@@ -147,6 +150,7 @@ impl fmt::Display for WaitReason {
             WaitReason::SemaphoreAcquire => "semaphore.Acquire",
             WaitReason::IoWait => "IO wait",
             WaitReason::Blocking => "blocking call",
+            WaitReason::Dump => "goroutine dump",
         })
     }
 }

@@ -119,9 +119,42 @@ pub(crate) struct WorkerShared {
     /// goroutine (Go's `runnext` stealing), so a spawner that computes does
     /// not hold its child back.
     pub(crate) spawn_next: std::sync::atomic::AtomicPtr<Goroutine>,
+    /// Trace requests of goroutine dumps, served between goroutines.
+    pub(crate) trace_reqs: SegQueue<Arc<TraceRequest>>,
+    /// Set when `trace_reqs` may be non-empty (one load per tick).
+    pub(crate) trace_pending: AtomicBool,
     /// The worker thread's kernel thread id (for the monitor's
     /// `/proc/self/task/<tid>/schedstat` reads), 0 until it starts.
     pub(crate) tid: std::sync::atomic::AtomicI32,
+}
+
+/// A goroutine dump's request to record the stacks of every started
+/// goroutine: each worker resumes its suspended goroutines in trace mode.
+pub(crate) struct TraceRequest {
+    /// Workers that have not served it yet.
+    pub(crate) remaining: AtomicUsize,
+    /// The dumper, woken when `remaining` reaches zero.
+    pub(crate) waiter: Unparker,
+}
+
+/// Asks every worker of `rt` to record its goroutines' stacks and waits for
+/// them (at most `timeout`: a worker held by a goroutine that never parks
+/// cannot serve the request).
+pub(crate) fn trace_all(rt: &Arc<Shared>, timeout: std::time::Duration) {
+    let req = Arc::new(TraceRequest {
+        remaining: AtomicUsize::new(rt.workers.len()),
+        waiter: Unparker::current(),
+    });
+    for w in rt.workers.iter() {
+        w.trace_reqs.push(req.clone());
+        w.trace_pending.store(true, Ordering::SeqCst);
+        w.parker.unpark();
+    }
+    let deadline = super::timer::deadline_after(timeout);
+    let site = std::panic::Location::caller();
+    while req.remaining.load(Ordering::Acquire) != 0 && Instant::now() < deadline {
+        super::park::park_until(super::park::WaitReason::Dump, site, Some(deadline));
+    }
 }
 
 /// Slab of the goroutines pinned to one worker.
@@ -176,6 +209,8 @@ impl Shared {
                 switches: std::sync::atomic::AtomicU64::new(0),
                 spawn_next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
                 tid: std::sync::atomic::AtomicI32::new(0),
+                trace_reqs: SegQueue::new(),
+                trace_pending: AtomicBool::new(false),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -532,6 +567,9 @@ impl Worker {
 
     /// Work this worker owns or can get without contention.
     fn find_local(&self) -> Option<GRef> {
+        if self.me().trace_pending.load(Ordering::Relaxed) {
+            self.serve_traces();
+        }
         let t = self.tick.get().wrapping_add(1);
         self.tick.set(t);
         if t % FAIRNESS_TICK == 0 {
@@ -717,6 +755,36 @@ impl Worker {
                 break;
             }
             self.sleep();
+        }
+    }
+
+    /// Serves goroutine-dump requests: resumes every suspended goroutine
+    /// pinned here in trace mode (it records its stack and switches back,
+    /// its scheduling state untouched).
+    #[cold]
+    fn serve_traces(&self) {
+        let me = self.me();
+        me.trace_pending.store(false, Ordering::SeqCst);
+        while let Some(req) = me.trace_reqs.pop() {
+            let gs: Vec<GRef> = me.registry.lock().slots.iter().flatten().cloned().collect();
+            for g in gs {
+                // SAFETY: `g` is pinned to this worker (it is in our
+                // registry), and we are in the scheduler loop, so nobody else
+                // touches its body and it is suspended, not running.
+                let body = unsafe { &mut *g.body.get() };
+                let Body::Running(coro) = body else { continue };
+                g.tracing.store(true, Ordering::Release);
+                self.current.set(Arc::as_ptr(&g));
+                let r = coro.resume(());
+                self.current.set(std::ptr::null());
+                debug_assert!(
+                    matches!(r, corosensei::CoroutineResult::Yield(_)),
+                    "a traced goroutine returned"
+                );
+            }
+            if req.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                req.waiter.unpark();
+            }
         }
     }
 

@@ -1,0 +1,228 @@
+//! Goroutine dumps, labels, leak checks and SIGQUIT.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{child_command, is_child};
+use goro::chan;
+use goro::debug::{self, GoroutineState};
+use goro::{Runtime, WaitReason};
+
+/// Parks in a function with a recognisable name, so its frame can be
+/// looked for in a recorded stack.
+#[inline(never)]
+fn parked_in_a_named_function(rx: chan::Receiver<u32>) -> u32 {
+    rx.recv().unwrap_or(0)
+}
+
+/// Waits until goroutine `id` is parked with `reason`.
+fn wait_parked(id: goro::GoId, reason: WaitReason) {
+    let start = Instant::now();
+    while !debug::goroutines()
+        .iter()
+        .any(|g| g.id == id && g.wait_reason == Some(reason))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "goroutine {id} never parked with {reason}"
+        );
+        goro::time::sleep(Duration::from_millis(1));
+    }
+}
+
+/// goroutines() reports name, state, wait reason, park site, spawn site,
+/// parent and labels; dump() adds the real stack of a parked goroutine.
+#[test]
+fn dump_shows_reason_sites_labels_and_real_stacks() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = debug::with_labels(&[("route", "/api")], || {
+            goro::Builder::new()
+                .name("receiver")
+                .spawn(move || parked_in_a_named_function(rx))
+                .unwrap()
+        });
+        wait_parked(h.id(), WaitReason::ChanReceive);
+        let me = goro::current_id().unwrap();
+        let info = debug::goroutines()
+            .into_iter()
+            .find(|g| g.id == h.id())
+            .unwrap();
+        assert_eq!(info.name.as_deref(), Some("receiver"));
+        assert_eq!(info.state, GoroutineState::Waiting);
+        assert_eq!(info.parent, Some(me));
+        assert_eq!(info.labels, vec![("route".to_string(), "/api".to_string())]);
+        assert!(
+            info.park_site.unwrap().file().ends_with("debug.rs"),
+            "{:?}",
+            info.park_site
+        );
+        assert!(info.spawn_site.file().ends_with("debug.rs"));
+
+        let dump = debug::dump();
+        let block = dump
+            .split("\n\n")
+            .find(|b| b.starts_with(&format!("goroutine {} (receiver) [chan receive, ", h.id())))
+            .unwrap_or_else(|| panic!("no block for the receiver in:\n{dump}"));
+        assert!(block.contains("{route=/api}"), "{block}");
+        assert!(block.contains("parked at "), "{block}");
+        assert!(
+            block.contains("parked_in_a_named_function"),
+            "the real stack is missing:\n{block}"
+        );
+        assert!(
+            block.contains(&format!("created by goroutine {me} at ")),
+            "{block}"
+        );
+
+        tx.send(7).unwrap();
+        assert_eq!(h.join().unwrap(), 7);
+    });
+}
+
+/// The grouped view collapses identical goroutines with a count.
+#[test]
+fn dump_grouped_counts_identical_goroutines() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = chan::bounded::<()>(0);
+        let hs: Vec<_> = (0..50)
+            .map(|_| {
+                let rx = rx.clone();
+                goro::go(move || {
+                    let _ = rx.recv();
+                })
+            })
+            .collect();
+        for h in &hs {
+            wait_parked(h.id(), WaitReason::ChanReceive);
+        }
+        let g = debug::dump_grouped();
+        assert!(
+            g.lines()
+                .any(|l| l.starts_with("50 @ [chan receive] parked at ")),
+            "{g}"
+        );
+        drop(tx);
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// Labels are inherited by goroutines spawned inside `with_labels`, and
+/// removed again when it returns.
+#[test]
+fn labels_are_inherited_and_scoped() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        let inner = debug::with_labels(&[("job", "7")], || {
+            debug::with_labels(&[("stage", "parse")], || {
+                goro::go(debug::labels).join().unwrap()
+            })
+        });
+        assert_eq!(
+            inner,
+            vec![
+                ("job".to_string(), "7".to_string()),
+                ("stage".to_string(), "parse".to_string())
+            ]
+        );
+        assert!(debug::labels().is_empty());
+        assert!(goro::go(debug::labels).join().unwrap().is_empty());
+    });
+}
+
+/// verify_none catches a goroutine parked on a channel whose sender is kept
+/// alive, naming its park site, and passes once it has exited.
+#[test]
+fn verify_none_catches_a_leak_and_passes_after() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = chan::bounded::<()>(0);
+        let h = goro::Builder::new()
+            .name("leaky")
+            .spawn(move || {
+                let _ = rx.recv();
+            })
+            .unwrap();
+        let err = std::panic::catch_unwind(goro::testing::verify_none).unwrap_err();
+        let msg = common::panic_text(&*err).unwrap_or_default();
+        assert!(msg.contains("leaked goroutine"), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "goroutine {} (leaky) [chan receive] parked at",
+                h.id()
+            )),
+            "{msg}"
+        );
+        drop(tx);
+        h.join().unwrap();
+        goro::testing::verify_none();
+    });
+}
+
+/// `#[goro::test]` fails a test that leaves a goroutine behind.
+#[goro::test]
+#[should_panic(expected = "leaked goroutine")]
+fn goro_test_fails_on_a_leak() {
+    let (tx, rx) = chan::bounded::<()>(0);
+    std::mem::forget(tx);
+    let _ = goro::go(move || {
+        let _ = rx.recv();
+    });
+}
+
+/// `#[goro::test(allow_leaks)]` opts out.
+#[goro::test(allow_leaks)]
+fn goro_test_allow_leaks_opts_out() {
+    let (tx, rx) = chan::bounded::<()>(0);
+    std::mem::forget(tx);
+    let _ = goro::go(move || {
+        let _ = rx.recv();
+    });
+}
+
+/// SIGQUIT under `#[goro::main]` prints every goroutine and exits 2, as Go.
+#[test]
+fn sigquit_prints_a_dump_and_exits_2() {
+    let child = child_command("sigquit_child")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give it time to start its runtime and park.
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc_kill(child.id() as i32, 3) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.contains("SIGQUIT"), "{err}");
+    assert!(err.contains("goroutine 1 (main) [sleep, "), "{err}");
+    assert!(err.contains("(napper) [chan receive"), "{err}");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The child of `sigquit_prints_a_dump_and_exits_2`.
+#[test]
+#[ignore = "helper: runs only as the child of sigquit_prints_a_dump_and_exits_2"]
+fn sigquit_child() {
+    if !is_child("sigquit_child") {
+        return;
+    }
+    goro::__private::run_main(|| {
+        let (_tx, rx) = chan::bounded::<()>(0);
+        let _h = goro::Builder::new().name("napper").spawn(move || {
+            let _ = rx.recv();
+        });
+        goro::time::sleep(Duration::from_secs(30));
+    });
+}
