@@ -308,7 +308,12 @@ fn created_by(g: &GoroutineInfo) -> String {
 /// created by goroutine 1 at src/main.rs:30:5
 /// ```
 pub fn dump() -> String {
-    let gs = goroutines_with_stacks();
+    dump_of(&crate::runtime::current_shared())
+}
+
+/// [`dump`] of a given runtime.
+pub(crate) fn dump_of(rt: &std::sync::Arc<crate::runtime::worker::Shared>) -> String {
+    let gs = collect_from(rt, true);
     let mut s = String::new();
     for g in &gs {
         s.push_str(&header(g));
@@ -322,9 +327,7 @@ pub fn dump() -> String {
         s.push_str(&created_by(g));
         s.push_str("\n\n");
     }
-    let live = crate::runtime::current_shared()
-        .live
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let live = rt.live.load(std::sync::atomic::Ordering::Relaxed);
     if live > gs.len() {
         s.push_str(&format!(
             "({} goroutines not started yet)\n",

@@ -95,6 +95,8 @@ pub mod __private {
     {
         let rt = crate::runtime::default_runtime();
         if let Ok(quit) = crate::signal::try_notify(&[crate::signal::Signal::Quit]) {
+            crate::signal::INTERNAL_REGISTRATIONS
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = std::thread::Builder::new()
                 .name("goro-sigquit".into())
                 .spawn(move || {

@@ -258,6 +258,17 @@ static REGISTRY: Mutex<Registry> = parking_lot::const_mutex(Registry {
     entries: Vec::new(),
 });
 
+/// Registrations made by the runtime itself (the SIGQUIT dump of
+/// `#[goro::main]`), which wake no goroutine.
+pub(crate) static INTERNAL_REGISTRATIONS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a user registration exists (a signal could still wake someone).
+pub(crate) fn has_registrations() -> bool {
+    REGISTRY.lock().entries.len()
+        > INTERNAL_REGISTRATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Registers `target` for `signals`, starting the dispatcher on first use.
 fn register(signals: &[Signal], target: Target) -> io::Result<()> {
     if signals.is_empty() {

@@ -336,6 +336,29 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// Like `join`, but gives the handle back when `stop()` (called before
+    /// each park) says so.
+    #[track_caller]
+    pub(crate) fn join_unless(
+        self,
+        stop: impl Fn() -> bool,
+    ) -> Result<Result<T, JoinError>, JoinHandle<T>> {
+        let site = Location::caller();
+        loop {
+            {
+                let mut st = self.packet.state().lock();
+                if let Some(r) = st.result.take() {
+                    return Ok(r);
+                }
+                st.waiter = Some(Unparker::current());
+            }
+            if stop() {
+                return Err(self);
+            }
+            park::park(WaitReason::Join, site);
+        }
+    }
+
     /// The goroutine's id.
     pub fn id(&self) -> GoId {
         GoId(self.g.id)

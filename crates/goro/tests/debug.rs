@@ -226,3 +226,62 @@ fn sigquit_child() {
         goro::time::sleep(Duration::from_secs(30));
     });
 }
+
+/// checkdead: `block_on` panics with Go's message and a dump when every
+/// goroutine is asleep for good, after unwinding them (destructors run).
+#[test]
+fn block_on_panics_on_a_deadlock() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d = dropped.clone();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(move || {
+            let _guard = common::Tracked(d);
+            let (tx, rx) = chan::bounded::<u8>(0);
+            let _h = goro::Builder::new().name("stuck").spawn(move || {
+                let _ = rx.recv();
+            });
+            // Holds the only sender and waits on nothing that can come.
+            let (_tx2, rx2) = chan::bounded::<u8>(0);
+            let _keep = tx;
+            rx2.recv()
+        })
+    }))
+    .unwrap_err();
+    let msg = common::panic_text(&*err).unwrap_or_default();
+    assert!(
+        msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
+        "{msg}"
+    );
+    assert!(msg.contains("(stuck) [chan receive"), "{msg}");
+    assert!(
+        msg.contains("goroutine") && msg.contains("(main) [chan receive"),
+        "{msg}"
+    );
+    assert_eq!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the main goroutine was unwound"
+    );
+}
+
+/// No false positive: goroutines asleep on timers, and a goroutine woken by
+/// a plain thread that is busy for a while, are not a deadlock.
+#[test]
+fn sleeping_and_thread_fed_goroutines_are_not_a_deadlock() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (tx, rx) = chan::bounded::<u8>(0);
+    let feeder = std::thread::spawn(move || {
+        tx.send(0).unwrap(); // touches goro once, then works for a while
+        std::thread::sleep(Duration::from_millis(800));
+        tx.send(1).unwrap();
+    });
+    let got = rt.block_on(move || {
+        goro::time::sleep(Duration::from_millis(700));
+        let a = rx.recv().unwrap();
+        let b = rx.recv().unwrap();
+        a + b
+    });
+    assert_eq!(got, 1);
+    feeder.join().unwrap();
+}

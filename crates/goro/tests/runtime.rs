@@ -237,7 +237,6 @@ fn nested_block_on_panics() {
 
 /// checkdead: block_on panics with Go's deadlock text when nothing can ever wake main.
 #[test]
-#[ignore = "checkdead (deadlock detection) is not implemented yet; see the observability issue"]
 fn block_on_reports_deadlock() {
     let res = within(10, || {
         let rt = Runtime::builder().workers(2).build().unwrap();

@@ -281,10 +281,55 @@ impl Runtime {
             )
         }
         .unwrap_or_else(|e| panic!("Runtime::block_on: cannot start the main goroutine: {e}"));
-        match h.join() {
+        let r = match h.join_unless(|| self.deadlocked()) {
+            Ok(r) => r,
+            Err(h) => {
+                // Every goroutine is asleep for good (the monitor's
+                // checkdead). Unwind them all (the main goroutine may borrow
+                // from our caller: it must be gone before we return), then
+                // report it as Go would, by panicking.
+                let msg = self.shared.deadlock.lock().take().unwrap_or_default();
+                self.cancel_all();
+                let _ = h.join();
+                panic!("{msg}");
+            }
+        };
+        match r {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => panic!("Runtime::block_on: {e}"),
+        }
+    }
+
+    /// Registers the caller as a `block_on` waiter; true once the monitor
+    /// has found the runtime deadlocked.
+    fn deadlocked(&self) -> bool {
+        if self.shared.deadlock.lock().is_some() {
+            return true;
+        }
+        let me = Unparker::current();
+        let mut ws = self.shared.block_on_waiters.lock();
+        if !ws.iter().any(|w| w.same(&me)) {
+            ws.push(me);
+        }
+        false
+    }
+
+    /// Marks every started goroutine cancelled, then wakes them all: each
+    /// unwinds from its park point.
+    fn cancel_all(&self) {
+        let mut all = Vec::new();
+        for w in self.shared.workers.iter() {
+            all.extend(w.registry.lock().slots.iter().flatten().cloned());
+        }
+        // Mark all before waking any: an unwinding goroutine may wake
+        // another (releasing a lock, dropping a sender), which must
+        // already see that it is cancelled.
+        for g in &all {
+            g.cancelled.store(true, Ordering::SeqCst);
+        }
+        for g in &all {
+            goroutine::unpark(g);
         }
     }
 

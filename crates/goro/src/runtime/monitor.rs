@@ -56,6 +56,8 @@ fn runqueue_wait_ns(tid: i32) -> Option<u64> {
 
 /// Body of the monitor thread of `rt`.
 pub(crate) fn run(rt: Arc<Shared>) {
+    super::park::mark_internal_thread();
+    let mut dead = Deadlock::default();
     let n = rt.workers.len();
     let mut seen = vec![Seen::default(); n];
     let mut reported: HashSet<u64> = HashSet::new();
@@ -128,6 +130,104 @@ pub(crate) fn run(rt: Arc<Shared>) {
                 worker: i,
             });
         }
+        if !busy {
+            dead.check(&rt);
+        } else {
+            dead.since = None;
+        }
         std::thread::sleep(if busy { SAMPLE } else { IDLE_SAMPLE });
     }
+}
+
+/// How long "everyone is asleep" must hold before it is called a deadlock.
+/// Longer than any hand-off in flight; it also gives plain threads that have
+/// never touched goro (and so cannot be seen) time to act.
+const DEADLOCK_AFTER: Duration = Duration::from_millis(500);
+
+/// Go's `checkdead`, run by the monitor while every worker is idle.
+///
+/// A runtime is deadlocked when every one of its goroutines has started and
+/// is parked on a goro primitive that only another goroutine or a plain
+/// thread could release — not asleep on a timer, not waiting for I/O or a
+/// `blocking` call — nothing is queued, no timer is armed, no signal
+/// registration could fire, and every plain thread that has ever waited on a
+/// goro primitive is parked in one now; and all that has held for
+/// `DEADLOCK_AFTER`.
+#[derive(Default)]
+struct Deadlock {
+    /// Since when the condition has held.
+    since: Option<Instant>,
+    /// Already reported.
+    reported: bool,
+}
+
+impl Deadlock {
+    fn check(&mut self, rt: &Arc<Shared>) {
+        if self.reported || !condition(rt) {
+            self.since = None;
+            return;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() < DEADLOCK_AFTER {
+            return;
+        }
+        self.reported = true;
+        let dump = crate::debug::dump_of(rt);
+        let msg = format!("fatal error: all goroutines are asleep - deadlock!\n\n{dump}");
+        if rt.main_mode.load(Ordering::Acquire) {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+        let waiters = std::mem::take(&mut *rt.block_on_waiters.lock());
+        if !waiters.is_empty() {
+            *rt.deadlock.lock() = Some(msg);
+            for w in waiters {
+                w.unpark();
+            }
+        }
+    }
+}
+
+/// The instantaneous deadlock condition (see [`Deadlock`]).
+fn condition(rt: &Arc<Shared>) -> bool {
+    use super::park::WaitReason as R;
+    let live = rt.live.load(Ordering::Acquire);
+    if live == 0 || !rt.injector.is_empty() {
+        return false;
+    }
+    for w in rt.workers.iter() {
+        if w.running.load(Ordering::Relaxed) != 0
+            || !w.inbox.is_empty()
+            || !w.stealer.is_empty()
+            || w.timers.has_any()
+            || !w.spawn_next.load(Ordering::Relaxed).is_null()
+        {
+            return false;
+        }
+    }
+    if super::poller::waiting() != 0
+        || crate::blocking::in_flight() != 0
+        || crate::signal::has_registrations()
+    {
+        return false;
+    }
+    let mut stuck = 0;
+    for w in rt.workers.iter() {
+        for g in w.registry.lock().slots.iter().flatten() {
+            if g.state.load(Ordering::Acquire) != super::park::PARKED {
+                return false;
+            }
+            match g.wait_reason() {
+                R::Sleep
+                | R::IoWait
+                | R::Blocking
+                | R::Dump
+                | R::RuntimeDrop
+                | R::Yield
+                | R::Running => return false,
+                _ => stuck += 1,
+            }
+        }
+    }
+    stuck == live && super::park::all_plain_threads_parked()
 }

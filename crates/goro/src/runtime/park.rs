@@ -216,6 +216,11 @@ impl ThreadParker {
         self.state.swap(RUNNING, Ordering::Acquire);
     }
 
+    /// Whether the thread is parked right now.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PARKED
+    }
+
     /// Wakes the parked thread, or makes its next park return at once.
     pub(crate) fn unpark(&self) {
         // Release pairs with the Acquire in `park`.
@@ -322,8 +327,40 @@ pub(crate) fn notify(state: &AtomicU32) -> bool {
 
 #[cfg(not(goro_loom))]
 thread_local! {
-    /// This plain thread's parker, created on first wait.
-    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+    /// This plain thread's parker, created on first wait (and registered,
+    /// unless the thread is one of the runtime's own).
+    static THREAD_PARKER: Arc<ThreadParker> = {
+        let p = Arc::new(ThreadParker::new());
+        if !INTERNAL_THREAD.with(Cell::get) {
+            PLAIN_THREADS.lock().push(Arc::downgrade(&p));
+        }
+        p
+    };
+}
+
+thread_local! {
+    /// Set on the runtime's own helper threads (monitor, SIGQUIT handler),
+    /// which never act on user goroutines' primitives.
+    static INTERNAL_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Parkers of every plain thread that has waited on a goro primitive (for
+/// deadlock detection: such a thread that is not parked could still act).
+static PLAIN_THREADS: parking_lot::Mutex<Vec<std::sync::Weak<ThreadParker>>> =
+    parking_lot::const_mutex(Vec::new());
+
+/// Marks the calling thread as one of the runtime's own helper threads.
+pub(crate) fn mark_internal_thread() {
+    INTERNAL_THREAD.with(|c| c.set(true));
+}
+
+/// Whether every live plain thread that ever waited on a goro primitive is
+/// parked in one now.
+pub(crate) fn all_plain_threads_parked() -> bool {
+    let mut ts = PLAIN_THREADS.lock();
+    ts.retain(|w| w.strong_count() > 0);
+    ts.iter()
+        .all(|w| w.upgrade().map_or(true, |p| p.is_parked()))
 }
 #[cfg(goro_loom)]
 loom::thread_local! {

@@ -63,6 +63,14 @@ pub(crate) const BUDGET: u32 = 128;
 
 /// Runtime state shared by all workers (Go's `sched`).
 pub(crate) struct Shared {
+    /// Set by the monitor when every goroutine is asleep for good: the
+    /// message (with a dump) that `block_on` panics with.
+    pub(crate) deadlock: Mutex<Option<String>>,
+    /// Threads waiting in `block_on`, woken on a deadlock.
+    pub(crate) block_on_waiters: Mutex<Vec<Unparker>>,
+    /// This is the default runtime running `#[goro::main]`: a deadlock
+    /// prints Go's message and exits the process with status 2.
+    pub(crate) main_mode: AtomicBool,
     /// Per-worker state other threads may touch.
     pub(crate) workers: Box<[WorkerShared]>,
     /// Goroutines spawned from outside the runtime's workers.
@@ -227,6 +235,9 @@ impl Shared {
             epoch: Instant::now(),
             shutdown_waiter: Mutex::new(None),
             next_timer_worker: AtomicUsize::new(0),
+            deadlock: Mutex::new(None),
+            block_on_waiters: Mutex::new(Vec::new()),
+            main_mode: AtomicBool::new(false),
         });
         (shared, deques)
     }
