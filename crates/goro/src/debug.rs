@@ -419,3 +419,264 @@ pub fn labels() -> Vec<(String, String)> {
             .unwrap_or_default()
     })
 }
+
+/// Counters of one worker, from [`stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Goroutine resumptions.
+    pub runs: u64,
+    /// Goroutines spawned by goroutines running here.
+    pub spawned: u64,
+    /// Goroutines that ended here.
+    pub finished: u64,
+    /// Successful steals (batches) from other workers or the injector.
+    pub steals: u64,
+    /// Times it went to sleep on its futex.
+    pub sleeps: u64,
+    /// Timers in its heap (cancelled ones included until discarded).
+    pub timers: usize,
+    /// Started goroutines pinned to it.
+    pub pinned: usize,
+}
+
+/// A snapshot of a runtime's counters, from [`stats`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Live goroutines (`num_goroutine`).
+    pub goroutines: usize,
+    /// Of which running now.
+    pub running: usize,
+    /// Of which runnable (waiting for their worker).
+    pub runnable: usize,
+    /// Of which parked.
+    pub waiting: usize,
+    /// Of which not started yet.
+    pub not_started: usize,
+    /// Parked goroutines per wait reason, most common first.
+    pub by_reason: Vec<(crate::WaitReason, usize)>,
+    /// Goroutines spawned since the runtime started.
+    pub spawned: u64,
+    /// Goroutines finished since the runtime started.
+    pub finished: u64,
+    /// Per-worker counters.
+    pub workers: Vec<WorkerStats>,
+    /// Goroutines and threads waiting for socket readiness (process-wide).
+    pub io_waiters: usize,
+    /// `goro::blocking` jobs queued or running (process-wide).
+    pub blocking_jobs: usize,
+}
+
+/// Counters of the current runtime (the default one on a plain thread).
+/// `spawned - finished` is the number of live goroutines, up to the
+/// goroutines being spawned or finishing while the snapshot is taken.
+///
+/// ```
+/// let rt = goro::Runtime::builder().workers(2).build().unwrap();
+/// let s = rt.block_on(|| {
+///     for _ in 0..10 { goro::go(|| ()).join().unwrap(); }
+///     goro::debug::stats()
+/// });
+/// assert_eq!(s.spawned - s.finished, s.goroutines as u64);
+/// assert!(s.spawned >= 11); // the 10 and the main goroutine
+/// ```
+pub fn stats() -> Stats {
+    use std::sync::atomic::Ordering;
+    let rt = crate::runtime::current_shared();
+    let gs = goroutines_of(&rt);
+    let mut st = Stats {
+        goroutines: rt.live.load(Ordering::Acquire),
+        ..Stats::default()
+    };
+    let mut reasons: std::collections::HashMap<crate::WaitReason, usize> =
+        std::collections::HashMap::new();
+    for g in &gs {
+        match g.state {
+            GoroutineState::Running => st.running += 1,
+            GoroutineState::Runnable => st.runnable += 1,
+            GoroutineState::Waiting => {
+                st.waiting += 1;
+                if let Some(r) = g.wait_reason {
+                    *reasons.entry(r).or_default() += 1;
+                }
+            }
+        }
+    }
+    st.not_started = st.goroutines.saturating_sub(gs.len());
+    st.by_reason = reasons.into_iter().collect();
+    st.by_reason.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+    });
+    st.spawned = rt.spawned_outside.load(Ordering::Relaxed);
+    for w in rt.workers.iter() {
+        let ws = WorkerStats {
+            runs: w.switches.load(Ordering::Relaxed),
+            spawned: w.spawned.load(Ordering::Relaxed),
+            finished: w.finished.load(Ordering::Relaxed),
+            steals: w.steals.load(Ordering::Relaxed),
+            sleeps: w.sleeps.load(Ordering::Relaxed),
+            timers: w.timers.len(),
+            pinned: w.registry.lock().slots.iter().flatten().count(),
+        };
+        st.spawned += ws.spawned;
+        st.finished += ws.finished;
+        st.workers.push(ws);
+    }
+    st.io_waiters = crate::runtime::poller::waiting();
+    st.blocking_jobs = crate::blocking::in_flight();
+    st
+}
+
+impl Stats {
+    /// The counters in Prometheus' text exposition format.
+    ///
+    /// ```
+    /// let text = goro::debug::stats().to_prometheus();
+    /// assert!(text.contains("# TYPE goro_goroutines gauge"));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(s, "{name}{labels} {v}");
+            }
+        };
+        metric(
+            "goro_goroutines",
+            "gauge",
+            "Live goroutines.",
+            vec![(String::new(), self.goroutines.to_string())],
+        );
+        metric(
+            "goro_goroutines_by_state",
+            "gauge",
+            "Live goroutines by state.",
+            [
+                ("running", self.running),
+                ("runnable", self.runnable),
+                ("waiting", self.waiting),
+                ("not_started", self.not_started),
+            ]
+            .iter()
+            .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v.to_string()))
+            .collect(),
+        );
+        metric(
+            "goro_goroutines_waiting",
+            "gauge",
+            "Parked goroutines by wait reason.",
+            self.by_reason
+                .iter()
+                .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.to_string()))
+                .collect(),
+        );
+        metric(
+            "goro_spawned_total",
+            "counter",
+            "Goroutines spawned.",
+            vec![(String::new(), self.spawned.to_string())],
+        );
+        metric(
+            "goro_finished_total",
+            "counter",
+            "Goroutines finished.",
+            vec![(String::new(), self.finished.to_string())],
+        );
+        let per = |f: &dyn Fn(&WorkerStats) -> String| {
+            self.workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("{{worker=\"{i}\"}}"), f(w)))
+                .collect::<Vec<_>>()
+        };
+        metric(
+            "goro_worker_runs_total",
+            "counter",
+            "Goroutine resumptions per worker.",
+            per(&|w| w.runs.to_string()),
+        );
+        metric(
+            "goro_worker_steals_total",
+            "counter",
+            "Steals per worker.",
+            per(&|w| w.steals.to_string()),
+        );
+        metric(
+            "goro_worker_sleeps_total",
+            "counter",
+            "Futex sleeps per worker.",
+            per(&|w| w.sleeps.to_string()),
+        );
+        metric(
+            "goro_worker_timers",
+            "gauge",
+            "Timers per worker heap.",
+            per(&|w| w.timers.to_string()),
+        );
+        metric(
+            "goro_io_waiters",
+            "gauge",
+            "Waiters on socket readiness.",
+            vec![(String::new(), self.io_waiters.to_string())],
+        );
+        metric(
+            "goro_blocking_jobs",
+            "gauge",
+            "Blocking-pool jobs queued or running.",
+            vec![(String::new(), self.blocking_jobs.to_string())],
+        );
+        s
+    }
+}
+
+/// Samples the goroutine count of the current runtime and calls a function
+/// when it has grown at every one of the last `samples` samples: "a steady
+/// increase indicates a leak", made automatic. Stops when dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// let w = goro::debug::Watchdog::start(Duration::from_millis(100), 10, |counts| {
+///     eprintln!("goroutines keep growing: {counts:?}");
+/// });
+/// drop(w);
+/// ```
+#[derive(Debug)]
+pub struct Watchdog {
+    /// Dropping it (closing the channel) stops the sampler.
+    _stop: crate::chan::Sender<()>,
+}
+
+impl Watchdog {
+    /// Starts sampling every `every`; `on_growth` gets the last `samples + 1`
+    /// counts each time they rose monotonically (then the window restarts).
+    pub fn start(
+        every: Duration,
+        samples: usize,
+        mut on_growth: impl FnMut(&[usize]) + Send + 'static,
+    ) -> Watchdog {
+        let rt = crate::runtime::current_shared();
+        let (tx, rx) = crate::chan::bounded::<()>(0);
+        let samples = samples.max(1);
+        let _ = std::thread::Builder::new()
+            .name("goro-watchdog".into())
+            .spawn(move || {
+                crate::runtime::park::mark_internal_thread();
+                let mut counts: Vec<usize> = Vec::new();
+                while let Err(crate::chan::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    counts.push(rt.live.load(std::sync::atomic::Ordering::Relaxed));
+                    if counts.len() > samples + 1 {
+                        counts.remove(0);
+                    }
+                    if counts.len() == samples + 1 && counts.windows(2).all(|w| w[1] > w[0]) {
+                        on_growth(&counts);
+                        counts.clear();
+                    }
+                }
+            });
+        Watchdog { _stop: tx }
+    }
+}

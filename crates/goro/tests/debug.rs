@@ -285,3 +285,73 @@ fn sleeping_and_thread_fed_goroutines_are_not_a_deadlock() {
     assert_eq!(got, 1);
     feeder.join().unwrap();
 }
+
+/// stats() adds up: spawned - finished = live, and parked goroutines are
+/// counted per wait reason; the Prometheus text carries the same numbers.
+#[test]
+fn stats_add_up() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        for _ in 0..20 {
+            goro::go(|| ()).join().unwrap();
+        }
+        let (tx, rx) = chan::bounded::<()>(0);
+        let hs: Vec<_> = (0..5)
+            .map(|_| {
+                let rx = rx.clone();
+                goro::go(move || {
+                    let _ = rx.recv();
+                })
+            })
+            .collect();
+        for h in &hs {
+            wait_parked(h.id(), WaitReason::ChanReceive);
+        }
+        let s = debug::stats();
+        assert_eq!(s.goroutines, 6, "{s:?}");
+        assert_eq!(s.spawned - s.finished, s.goroutines as u64, "{s:?}");
+        assert!(s.spawned >= 26, "{s:?}");
+        assert!(s.by_reason.contains(&(WaitReason::ChanReceive, 5)), "{s:?}");
+        assert_eq!(s.running, 1, "the caller: {s:?}");
+        assert!(s.workers.iter().map(|w| w.runs).sum::<u64>() >= 26);
+        let text = s.to_prometheus();
+        assert!(text.contains("goro_goroutines 6\n"), "{text}");
+        assert!(
+            text.contains("goro_goroutines_waiting{reason=\"chan receive\"} 5\n"),
+            "{text}"
+        );
+        drop(tx);
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// The watchdog notices a goroutine count that keeps growing (a leak).
+#[test]
+fn watchdog_reports_steady_growth() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let grew = rt.block_on(|| {
+        let (seen_tx, seen) = chan::bounded::<Vec<usize>>(1);
+        let _w = debug::Watchdog::start(Duration::from_millis(30), 3, move |counts| {
+            let _ = seen_tx.try_send(counts.to_vec());
+        });
+        let (_keep, rx) = chan::bounded::<()>(0);
+        let start = Instant::now();
+        loop {
+            let rx = rx.clone();
+            let _ = goro::go(move || {
+                let _ = rx.recv();
+            });
+            if let Ok(c) = seen.recv_timeout(Duration::from_millis(10)) {
+                break Some(c);
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                break None;
+            }
+        }
+    });
+    let counts = grew.expect("the watchdog never reported the growth");
+    assert!(counts.windows(2).all(|w| w[1] > w[0]), "{counts:?}");
+    drop(rt);
+}

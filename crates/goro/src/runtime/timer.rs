@@ -189,6 +189,11 @@ impl TimerQueue {
         }
     }
 
+    /// Entries in the heap (cancelled ones included until discarded).
+    pub(crate) fn len(&self) -> usize {
+        self.heap.lock().len()
+    }
+
     /// Drops every timer (worker exit).
     pub(crate) fn clear(&self) {
         let drained: Vec<Entry> = self.heap.lock().drain().collect();

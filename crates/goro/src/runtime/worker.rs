@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) deadlock: Mutex<Option<String>>,
     /// Threads waiting in `block_on`, woken on a deadlock.
     pub(crate) block_on_waiters: Mutex<Vec<Unparker>>,
+    /// Goroutines spawned from outside the runtime's workers (stats).
+    pub(crate) spawned_outside: std::sync::atomic::AtomicU64,
     /// This is the default runtime running `#[goro::main]`: a deadlock
     /// prints Go's message and exits the process with status 2.
     pub(crate) main_mode: AtomicBool,
@@ -127,6 +129,14 @@ pub(crate) struct WorkerShared {
     /// goroutine (Go's `runnext` stealing), so a spawner that computes does
     /// not hold its child back.
     pub(crate) spawn_next: std::sync::atomic::AtomicPtr<Goroutine>,
+    /// Goroutines spawned by goroutines running here (stats).
+    pub(crate) spawned: std::sync::atomic::AtomicU64,
+    /// Goroutines that ended here (stats).
+    pub(crate) finished: std::sync::atomic::AtomicU64,
+    /// Batches stolen from other workers or the injector (stats).
+    pub(crate) steals: std::sync::atomic::AtomicU64,
+    /// Times this worker went to sleep (stats).
+    pub(crate) sleeps: std::sync::atomic::AtomicU64,
     /// Trace requests of goroutine dumps, served between goroutines.
     pub(crate) trace_reqs: SegQueue<Arc<TraceRequest>>,
     /// Set when `trace_reqs` may be non-empty (one load per tick).
@@ -218,6 +228,10 @@ impl Shared {
                 spawn_next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
                 tid: std::sync::atomic::AtomicI32::new(0),
                 trace_reqs: SegQueue::new(),
+                spawned: std::sync::atomic::AtomicU64::new(0),
+                finished: std::sync::atomic::AtomicU64::new(0),
+                steals: std::sync::atomic::AtomicU64::new(0),
+                sleeps: std::sync::atomic::AtomicU64::new(0),
                 trace_pending: AtomicBool::new(false),
             })
             .collect();
@@ -238,6 +252,7 @@ impl Shared {
             deadlock: Mutex::new(None),
             block_on_waiters: Mutex::new(Vec::new()),
             main_mode: AtomicBool::new(false),
+            spawned_outside: std::sync::atomic::AtomicU64::new(0),
         });
         (shared, deques)
     }
@@ -292,6 +307,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// Adds one to a counter only its worker writes (a plain load and store).
+#[inline]
+fn bump(c: &std::sync::atomic::AtomicU64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// Worker side of the sleep handshake: announce the sleep, then re-check
@@ -424,6 +445,7 @@ pub(crate) fn schedule_woken(g: GRef) {
 pub(crate) fn schedule_new(g: GRef) {
     let g = match with_worker(|w| match w {
         Some(w) if Arc::ptr_eq(&w.shared, &g.rt) => {
+            bump(&w.me().spawned);
             w.push_spawned(g);
             None
         }
@@ -433,6 +455,7 @@ pub(crate) fn schedule_new(g: GRef) {
         Some(g) => g,
     };
     let rt = g.rt.clone();
+    rt.spawned_outside.fetch_add(1, Ordering::Relaxed);
     rt.inject(g);
 }
 
@@ -641,7 +664,10 @@ impl Worker {
                         .stealer
                         .steal_batch_and_pop(&self.unstarted)
                     {
-                        Steal::Success(g) => return Some(g),
+                        Steal::Success(g) => {
+                            bump(&self.me().steals);
+                            return Some(g);
+                        }
                         Steal::Retry => continue,
                         Steal::Empty => break,
                     }
@@ -738,6 +764,7 @@ impl Worker {
                 .timers
                 .next_deadline()
                 .map(|ns| self.shared.epoch + std::time::Duration::from_nanos(ns));
+            bump(&me.sleeps);
             me.parker.park(deadline);
         }
         me.sleeping.store(false, Ordering::SeqCst);
@@ -812,6 +839,7 @@ impl Worker {
             if g.cancelled.load(Ordering::Acquire) || self.shared.shutdown.load(Ordering::Acquire) {
                 drop(f); // completes its JoinHandle as cancelled
                 self.shared.goroutine_exited();
+                bump(&self.me().finished);
                 return;
             }
             let slot = match stack::slot_size_for(g.stack_size) {
@@ -871,6 +899,7 @@ impl Worker {
                     .remove(g.slot.load(Ordering::Relaxed));
                 drop(g);
                 self.shared.goroutine_exited();
+                bump(&self.me().finished);
             }
         }
     }
@@ -883,6 +912,7 @@ impl Worker {
         );
         drop(f);
         self.shared.goroutine_exited();
+        bump(&self.me().finished);
     }
 }
 
