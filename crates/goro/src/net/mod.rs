@@ -37,6 +37,8 @@
 //! `io::ErrorKind::TimedOut` at whichever comes first. The socket stays
 //! usable; set a new deadline and carry on.
 
+#[macro_use]
+mod impls;
 mod io_source;
 mod tcp;
 mod udp;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
@@ -113,19 +113,6 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
         Ok(TcpListener {
             io: IoSource::new(mio::net::TcpListener::from_std(l))?,
         })
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open as long as `self` is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
     }
 }
 
@@ -301,53 +288,7 @@ impl TcpStream {
         TcpStream::from_mio(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
     }
 
-    /// Sets the deadline of reads (Go's `SetReadDeadline`): reads after it,
-    /// and one blocked now, fail with `TimedOut`. `None` clears it.
-    pub fn set_read_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        Ok(())
-    }
-
-    /// Sets the deadline of writes (Go's `SetWriteDeadline`).
-    pub fn set_write_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Sets both deadlines (Go's `SetDeadline`).
-    pub fn set_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Limits each read call to `t` (std's `set_read_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(t)
-    }
-
-    /// Limits each write call to `t` (std's `set_write_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(t)
-    }
-
-    /// The per-call read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The per-call write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    deadline_methods!();
 
     /// A std stream for the same socket (non-blocking mode is left on).
     pub fn into_std(self) -> std::net::TcpStream {
@@ -388,64 +329,14 @@ impl TryFrom<std::net::TcpStream> for TcpStream {
     }
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd stays open as long as `self` is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
-    }
-}
-
 impl From<TcpStream> for OwnedFd {
     fn from(s: TcpStream) -> OwnedFd {
         // SAFETY: `into_raw_fd` hands over sole ownership of an open fd.
         unsafe { OwnedFd::from_raw_fd(s.io.into_inner().into_raw_fd()) }
     }
 }
+
+fd_impls!(TcpListener);
+
+fd_impls!(TcpStream);
+stream_io_impls!(TcpStream);

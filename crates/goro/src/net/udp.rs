@@ -9,9 +9,8 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::panic::Location;
-use std::time::{Duration, Instant};
 
 use super::{resolve, IoSource};
 
@@ -283,53 +282,7 @@ impl UdpSocket {
         self.io.get_ref().take_error()
     }
 
-    /// Sets the deadline of receives (Go's `SetReadDeadline`): receives after
-    /// it, and one blocked now, fail with `TimedOut`. `None` clears it.
-    pub fn set_read_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        Ok(())
-    }
-
-    /// Sets the deadline of sends (Go's `SetWriteDeadline`).
-    pub fn set_write_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Sets both deadlines (Go's `SetDeadline`).
-    pub fn set_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Limits each receive call to `t` (std's `set_read_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(t)
-    }
-
-    /// Limits each send call to `t` (std's `set_write_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(t)
-    }
-
-    /// The per-call receive timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The per-call send timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    deadline_methods!();
 
     /// A std socket for the same fd (non-blocking mode is left on).
     pub fn into_std(self) -> std::net::UdpSocket {
@@ -346,20 +299,10 @@ impl TryFrom<std::net::UdpSocket> for UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
 impl From<UdpSocket> for OwnedFd {
     fn from(s: UdpSocket) -> OwnedFd {
         OwnedFd::from(s.io.into_inner())
     }
 }
+
+fd_impls!(UdpSocket);

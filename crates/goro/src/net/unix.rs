@@ -18,7 +18,7 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::ManuallyDrop;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::SocketAddr;
 use std::panic::Location;
 use std::path::Path;
@@ -152,18 +152,6 @@ impl TryFrom<std::os::unix::net::UnixListener> for UnixListener {
     fn try_from(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         l.set_nonblocking(true)?;
         UnixListener::from_mio(mio::net::UnixListener::from_std(l))
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
     }
 }
 
@@ -335,53 +323,7 @@ impl UnixStream {
         UnixStream::from_mio(mio::net::UnixStream::from(fd))
     }
 
-    /// Sets the deadline of reads (Go's `SetReadDeadline`): reads after it,
-    /// and one blocked now, fail with `TimedOut`. `None` clears it.
-    pub fn set_read_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        Ok(())
-    }
-
-    /// Sets the deadline of writes (Go's `SetWriteDeadline`).
-    pub fn set_write_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Sets both deadlines (Go's `SetDeadline`).
-    pub fn set_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Limits each read call to `t` (std's `set_read_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(t)
-    }
-
-    /// Limits each write call to `t` (std's `set_write_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(t)
-    }
-
-    /// The per-call read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The per-call write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    deadline_methods!();
 
     /// A std stream for the same socket (non-blocking mode is left on).
     pub fn into_std(self) -> std::os::unix::net::UnixStream {
@@ -417,60 +359,6 @@ impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
     fn try_from(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         s.set_nonblocking(true)?;
         UnixStream::from_mio(mio::net::UnixStream::from_std(s))
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_impl(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_impl(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_vectored_impl(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
     }
 }
 
@@ -685,53 +573,7 @@ impl UnixDatagram {
         UnixDatagram::from_mio(mio::net::UnixDatagram::from(fd))
     }
 
-    /// Sets the deadline of receives (Go's `SetReadDeadline`): receives after
-    /// it, and one blocked now, fail with `TimedOut`. `None` clears it.
-    pub fn set_read_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        Ok(())
-    }
-
-    /// Sets the deadline of sends (Go's `SetWriteDeadline`).
-    pub fn set_write_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Sets both deadlines (Go's `SetDeadline`).
-    pub fn set_deadline(&self, d: Option<Instant>) -> io::Result<()> {
-        self.io.set_read_deadline(d);
-        self.io.set_write_deadline(d);
-        Ok(())
-    }
-
-    /// Limits each receive call to `t` (std's `set_read_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_read_timeout(t)
-    }
-
-    /// Limits each send call to `t` (std's `set_write_timeout`).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.io.set_write_timeout(t)
-    }
-
-    /// The per-call receive timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The per-call send timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    deadline_methods!();
 
     /// A std socket for the same fd (non-blocking mode is left on).
     pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
@@ -764,20 +606,15 @@ impl TryFrom<std::os::unix::net::UnixDatagram> for UnixDatagram {
     }
 }
 
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
 impl From<UnixDatagram> for OwnedFd {
     fn from(s: UnixDatagram) -> OwnedFd {
         OwnedFd::from(s.io.into_inner())
     }
 }
+
+fd_impls!(UnixListener);
+
+fd_impls!(UnixStream);
+
+fd_impls!(UnixDatagram);
+stream_io_impls!(UnixStream);

@@ -86,26 +86,11 @@ impl ScheduledIo {
                 Err(now) => cur = now,
             }
         }
-        let (r, w) = {
-            let mut ws = self.waiters.lock();
-            let r = if bits & READ != 0 {
-                std::mem::take(&mut ws.readers)
-            } else {
-                Vec::new()
-            };
-            let w = if bits & WRITE != 0 {
-                std::mem::take(&mut ws.writers)
-            } else {
-                Vec::new()
-            };
-            (r, w)
-        };
-        for u in r.into_iter().chain(w) {
-            u.unpark();
-        }
+        self.wake(bits);
     }
 
-    /// Wakes the waiters of `bits` without readiness (a deadline changed).
+    /// Wakes the waiters of `bits` (after an event, or without readiness
+    /// when a deadline changed).
     pub(crate) fn wake(&self, bits: u8) {
         let (r, w) = {
             let mut ws = self.waiters.lock();
