@@ -289,10 +289,13 @@ pub(crate) fn park_current(
     let g = unsafe { &*gp };
     check_cancelled(g);
     let timer = deadline.map(|d| super::timer::add_unpark_timer(&g.rt, d));
-    g.reason.store(reason as u8, Ordering::Relaxed);
-    g.park_site
-        .store(site as *const _ as *mut _, Ordering::Relaxed);
-    g.parked_at.store(coarse_now_ms(), Ordering::Relaxed);
+    // Dump bookkeeping (`--cfg goro_bookkeeping_off` measures its cost).
+    if !cfg!(goro_bookkeeping_off) {
+        g.reason.store(reason as u8, Ordering::Relaxed);
+        g.park_site
+            .store(site as *const _ as *mut _, Ordering::Relaxed);
+        g.parked_at.store(coarse_now_ms(), Ordering::Relaxed);
+    }
     if super::park::begin_park(&g.state) {
         suspend(g, Switch::Park);
         traced(g);

@@ -871,15 +871,21 @@ impl Worker {
         let me = self.me();
         // Single writer: plain stores (Relaxed) are enough for the monitor,
         // which only compares samples.
-        me.switches.store(
-            me.switches.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        me.running_slot
-            .store(g.slot.load(Ordering::Relaxed), Ordering::Relaxed);
-        me.running.store(g.id, Ordering::Relaxed);
+        // Monitor and dump bookkeeping (`--cfg goro_bookkeeping_off`
+        // measures its cost; the monitor and checkdead are blind then).
+        if !cfg!(goro_bookkeeping_off) {
+            me.switches.store(
+                me.switches.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+            me.running_slot
+                .store(g.slot.load(Ordering::Relaxed), Ordering::Relaxed);
+            me.running.store(g.id, Ordering::Relaxed);
+        }
         let r = coro.resume(());
-        me.running.store(0, Ordering::Relaxed);
+        if !cfg!(goro_bookkeeping_off) {
+            me.running.store(0, Ordering::Relaxed);
+        }
         self.current.set(std::ptr::null());
         match r {
             corosensei::CoroutineResult::Yield(Switch::Park) => {
