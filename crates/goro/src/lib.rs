@@ -94,12 +94,17 @@ pub mod __private {
         T: std::process::Termination + Send,
     {
         let rt = crate::runtime::default_runtime();
+        // A deadlock now prints Go's message and exits 2 (see the monitor).
+        rt.shared_for_tests()
+            .main_mode
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Ok(quit) = crate::signal::try_notify(&[crate::signal::Signal::Quit]) {
             crate::signal::INTERNAL_REGISTRATIONS
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = std::thread::Builder::new()
                 .name("goro-sigquit".into())
                 .spawn(move || {
+                    crate::runtime::park::mark_internal_thread();
                     if quit.recv().is_ok() {
                         let dump = crate::debug::dump();
                         eprintln!("SIGQUIT: quit\n\n{dump}");
