@@ -120,6 +120,8 @@ struct Poller {
     sources: Mutex<Slab>,
     /// Goroutines and threads blocked on socket readiness right now.
     waiting: AtomicUsize,
+    /// The epoll instance's fd, for workers' non-blocking polls.
+    epfd: std::os::fd::RawFd,
 }
 
 /// Token-indexed sockets with a free list.
@@ -133,13 +135,14 @@ struct Slab {
 
 fn poller() -> &'static Poller {
     static POLLER: OnceLock<Poller> = OnceLock::new();
-    POLLER.get_or_init(|| {
+    let p = POLLER.get_or_init(|| {
         let poll = Poll::new()
             .unwrap_or_else(|e| panic!("goro: cannot create the network poller (epoll): {e}"));
         let registry = poll
             .registry()
             .try_clone()
             .unwrap_or_else(|e| panic!("goro: cannot clone the poller's registry: {e}"));
+        let epfd = std::os::fd::AsRawFd::as_raw_fd(&poll);
         std::thread::Builder::new()
             .name("goro-netpoll".into())
             .spawn(move || run(poll))
@@ -148,9 +151,49 @@ fn poller() -> &'static Poller {
             registry,
             sources: Mutex::new(Slab::default()),
             waiting: AtomicUsize::new(0),
+            epfd,
         }
-    })
+    });
+    let _ = POLLER_READY.set(p);
+    p
 }
+
+/// Polls epoll without blocking, from a spinning worker, and delivers what it
+/// finds: readiness caught here wakes a goroutine pinned to this worker with
+/// no futex wake at all (the poller thread would have to wake the worker).
+/// Several threads may wait on one epoll instance; each event goes to one.
+pub(crate) fn poll_now() {
+    let Some(p) = POLLER_READY.get() else { return };
+    if p.waiting.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    const N: usize = 64;
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; N];
+    // SAFETY: `epfd` is the poller's epoll fd, open for the life of the
+    // process (the poller is never dropped); `evs` has room for N events.
+    let n = unsafe { libc::epoll_wait(p.epfd, evs.as_mut_ptr(), N as libc::c_int, 0) };
+    for ev in evs.iter().take(n.max(0) as usize) {
+        let sio = {
+            let slab = p.sources.lock();
+            slab.slots.get(ev.u64 as usize).and_then(|s| s.clone())
+        };
+        let Some(sio) = sio else { continue };
+        let e = ev.events as libc::c_int;
+        let mut bits = 0;
+        if e & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI)
+            != 0
+        {
+            bits |= READ;
+        }
+        if e & (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+            bits |= WRITE;
+        }
+        sio.set_ready(bits);
+    }
+}
+
+/// Set once the poller exists (workers never create it just to poll).
+static POLLER_READY: OnceLock<&'static Poller> = OnceLock::new();
 
 /// The poller thread: turns epoll events into wake-ups, forever.
 fn run(mut poll: Poll) {

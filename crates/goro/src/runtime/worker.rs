@@ -710,6 +710,10 @@ impl Worker {
         let mut round = 0u32;
         loop {
             self.run_timers();
+            // Readiness of our goroutines' sockets, caught here, wakes them
+            // without a futex round trip through the poller thread; they land
+            // in `runnext`/`runq`, looked at just below.
+            super::poller::poll_now();
             found = self
                 .runnext
                 .take()
