@@ -147,8 +147,8 @@ fn read_deadline_times_out_then_socket_works_again() {
         runtime(2).block_on(|| {
             let (mut c, mut s) = pair();
             let limit = Duration::from_millis(100);
-            c.set_read_deadline(Some(Instant::now() + limit)).unwrap();
             let t0 = Instant::now();
+            c.set_read_deadline(Some(t0 + limit)).unwrap();
             let mut buf = [0u8; 8];
             let e = c.read(&mut buf).unwrap_err();
             let took = t0.elapsed();
@@ -240,9 +240,10 @@ fn write_deadline_times_out_when_the_peer_does_not_read() {
         runtime(2).block_on(|| {
             let (mut c, s) = pair();
             let limit = Duration::from_millis(100);
-            c.set_write_deadline(Some(Instant::now() + limit)).unwrap();
-            let chunk = vec![7u8; 64 * 1024];
+            // The clock starts before the deadline is computed from it.
             let t0 = Instant::now();
+            c.set_write_deadline(Some(t0 + limit)).unwrap();
+            let chunk = vec![7u8; 64 * 1024];
             let mut sent = 0usize;
             let e = loop {
                 match c.write(&chunk) {
@@ -312,9 +313,9 @@ fn accept_deadline_times_out() {
     within(30, || {
         runtime(1).block_on(|| {
             let (l, addr) = listener();
-            l.set_deadline(Some(Instant::now() + Duration::from_millis(60)))
-                .unwrap();
             let t0 = Instant::now();
+            l.set_deadline(Some(t0 + Duration::from_millis(60)))
+                .unwrap();
             let e = l.accept().unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::TimedOut);
             assert!(t0.elapsed() >= Duration::from_millis(60));
@@ -442,9 +443,9 @@ fn plain_threads_block_like_std() {
             s.read_exact(&mut buf).unwrap();
             s.write_all(&buf).unwrap();
             // Deadlines work on a plain thread too.
-            s.set_read_deadline(Some(Instant::now() + Duration::from_millis(50)))
-                .unwrap();
             let t0 = Instant::now();
+            s.set_read_deadline(Some(t0 + Duration::from_millis(50)))
+                .unwrap();
             assert_eq!(
                 s.read(&mut buf).unwrap_err().kind(),
                 io::ErrorKind::TimedOut

@@ -175,8 +175,8 @@ fn stream_read_deadline_then_works_and_half_close() {
         runtime(2).block_on(|| {
             let (mut a, mut b) = UnixStream::pair().unwrap();
             let limit = Duration::from_millis(100);
-            a.set_read_deadline(Some(Instant::now() + limit)).unwrap();
             let t0 = Instant::now();
+            a.set_read_deadline(Some(t0 + limit)).unwrap();
             assert_eq!(
                 a.read(&mut [0u8; 4]).unwrap_err().kind(),
                 io::ErrorKind::TimedOut
@@ -288,9 +288,9 @@ fn bound_datagrams_send_to_recv_from_and_deadline() {
             let a = UnixDatagram::bind(&pa2).unwrap();
             let b = UnixDatagram::bind(&pb2).unwrap();
             // recv_from with a deadline: TimedOut, then works once cleared.
-            b.set_read_deadline(Some(Instant::now() + Duration::from_millis(60)))
-                .unwrap();
             let t0 = Instant::now();
+            b.set_read_deadline(Some(t0 + Duration::from_millis(60)))
+                .unwrap();
             assert_eq!(
                 b.recv_from(&mut [0u8; 8]).unwrap_err().kind(),
                 io::ErrorKind::TimedOut
