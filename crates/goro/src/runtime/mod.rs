@@ -406,7 +406,7 @@ impl Drop for Runtime {
         }
         sh.exit.store(true, Ordering::SeqCst);
         for w in sh.workers.iter() {
-            w.parker.unpark();
+            w.wake();
         }
         for t in self.threads.lock().drain(..) {
             let _ = t.join();

@@ -216,6 +216,13 @@ impl ThreadParker {
         self.state.swap(RUNNING, Ordering::Acquire);
     }
 
+    /// Consumes a pending wake token; true if there was one.
+    pub(crate) fn take_token(&self) -> bool {
+        self.state
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Whether the thread is parked right now.
     pub(crate) fn is_parked(&self) -> bool {
         self.state.load(Ordering::Acquire) == PARKED

@@ -224,6 +224,18 @@ fn run(mut poll: Poll) {
     }
 }
 
+/// The poller's epoll fd, once the poller exists.
+pub(crate) fn epoll_fd() -> Option<std::os::fd::RawFd> {
+    POLLER_READY.get().map(|p| p.epfd)
+}
+
+/// Whether anyone waits on socket readiness (without creating the poller).
+pub(crate) fn waiting_any() -> bool {
+    POLLER_READY
+        .get()
+        .is_some_and(|p| p.waiting.load(Ordering::Relaxed) > 0)
+}
+
 /// Goroutines and threads currently blocked on socket readiness.
 #[allow(dead_code)]
 pub(crate) fn waiting() -> usize {

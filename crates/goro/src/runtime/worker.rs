@@ -141,6 +141,14 @@ pub(crate) struct WorkerShared {
     pub(crate) trace_reqs: SegQueue<Arc<TraceRequest>>,
     /// Set when `trace_reqs` may be non-empty (one load per tick).
     pub(crate) trace_pending: AtomicBool,
+    /// The worker's own epoll instance (its `wake_fd` plus the poller's
+    /// epoll fd), in which it sleeps while goroutines wait on sockets; -1
+    /// until the worker starts.
+    pub(crate) sleep_epfd: std::sync::atomic::AtomicI32,
+    /// An eventfd that wakes the worker out of `sleep_epfd`.
+    pub(crate) wake_fd: std::sync::atomic::AtomicI32,
+    /// True while the worker sleeps in `sleep_epfd` rather than its futex.
+    pub(crate) epoll_sleeping: AtomicBool,
     /// The worker thread's kernel thread id (for the monitor's
     /// `/proc/self/task/<tid>/schedstat` reads), 0 until it starts.
     pub(crate) tid: std::sync::atomic::AtomicI32,
@@ -166,12 +174,31 @@ pub(crate) fn trace_all(rt: &Arc<Shared>, timeout: std::time::Duration) {
     for w in rt.workers.iter() {
         w.trace_reqs.push(req.clone());
         w.trace_pending.store(true, Ordering::SeqCst);
-        w.parker.unpark();
+        w.wake();
     }
     let deadline = super::timer::deadline_after(timeout);
     let site = std::panic::Location::caller();
     while req.remaining.load(Ordering::Acquire) != 0 && Instant::now() < deadline {
         super::park::park_until(super::park::WaitReason::Dump, site, Some(deadline));
+    }
+}
+
+impl WorkerShared {
+    /// Wakes the worker wherever it sleeps: its futex, or its epoll (the
+    /// parker's token is set either way, so a wake that comes before the
+    /// worker sleeps is never lost; see `Worker::sleep_in_epoll`).
+    pub(crate) fn wake(&self) {
+        self.parker.unpark();
+        // SeqCst pairs with the store in `sleep_in_epoll` (Dekker): either
+        // we see it sleeping in epoll, or it sees the parker's token.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.epoll_sleeping.load(Ordering::Relaxed) {
+            let fd = self.wake_fd.load(Ordering::Relaxed);
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a live u64 to the worker's eventfd,
+            // which lives as long as the worker (closed after its loop ends).
+            unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+        }
     }
 }
 
@@ -228,6 +255,9 @@ impl Shared {
                 spawn_next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
                 tid: std::sync::atomic::AtomicI32::new(0),
                 trace_reqs: SegQueue::new(),
+                sleep_epfd: std::sync::atomic::AtomicI32::new(-1),
+                wake_fd: std::sync::atomic::AtomicI32::new(-1),
+                epoll_sleeping: AtomicBool::new(false),
                 spawned: std::sync::atomic::AtomicU64::new(0),
                 finished: std::sync::atomic::AtomicU64::new(0),
                 steals: std::sync::atomic::AtomicU64::new(0),
@@ -281,7 +311,7 @@ impl Shared {
             i
         };
         if let Some(i) = idx {
-            self.workers[i].parker.unpark();
+            self.workers[i].wake();
         }
     }
 
@@ -289,7 +319,7 @@ impl Shared {
     pub(crate) fn notify_worker(&self, i: usize) {
         let ws = &self.workers[i];
         if must_wake(&ws.sleeping) {
-            ws.parker.unpark();
+            ws.wake();
         }
     }
 
@@ -769,13 +799,105 @@ impl Worker {
                 .next_deadline()
                 .map(|ns| self.shared.epoch + std::time::Duration::from_nanos(ns));
             bump(&me.sleeps);
-            me.parker.park(deadline);
+            // While goroutines wait on sockets, sleep where their readiness
+            // can wake us directly (unless a timer is due within 2 ms: epoll
+            // only counts milliseconds).
+            let near = deadline.is_some_and(|d| {
+                d.saturating_duration_since(Instant::now()) < std::time::Duration::from_millis(2)
+            });
+            if !near && super::poller::waiting_any() && self.sleep_in_epoll(deadline) {
+                // Slept in epoll.
+            } else {
+                me.parker.park(deadline);
+            }
         }
         me.sleeping.store(false, Ordering::SeqCst);
         let mut s = self.shared.sleepers.lock();
         if let Some(pos) = s.iter().position(|&i| i == self.index) {
             s.swap_remove(pos);
             self.shared.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Sleeps in the worker's own epoll: woken by its eventfd (`wake`), by
+    /// readiness on the poller's epoll (which it then harvests itself, so a
+    /// goroutine pinned here runs without any futex wake), or by `deadline`.
+    /// False if epoll is unavailable (then the caller uses the futex).
+    fn sleep_in_epoll(&self, deadline: Option<Instant>) -> bool {
+        let me = self.me();
+        let epfd = self.ensure_sleep_epoll();
+        if epfd < 0 {
+            return false;
+        }
+        me.epoll_sleeping.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // A wake that came before the store left the parker's token: honour
+        // it instead of sleeping (pairs with the fence in `wake`).
+        if me.parker.take_token() {
+            me.epoll_sleeping.store(false, Ordering::SeqCst);
+            return true;
+        }
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: `epfd` is this worker's epoll fd; `evs` has room for 4.
+        unsafe { libc::epoll_wait(epfd, evs.as_mut_ptr(), 4, timeout_ms) };
+        me.epoll_sleeping.store(false, Ordering::SeqCst);
+        let fd = me.wake_fd.load(Ordering::Relaxed);
+        let mut buf = 0u64;
+        // SAFETY: reading 8 bytes into a live u64 from our non-blocking eventfd.
+        unsafe { libc::read(fd, &mut buf as *mut u64 as *mut libc::c_void, 8) };
+        me.parker.take_token();
+        super::poller::poll_now();
+        true
+    }
+
+    /// Creates the worker's sleep epoll on first use; -1 if impossible.
+    fn ensure_sleep_epoll(&self) -> i32 {
+        let me = self.me();
+        let cur = me.sleep_epfd.load(Ordering::Relaxed);
+        if cur >= 0 {
+            return cur;
+        }
+        let Some(shared_epfd) = super::poller::epoll_fd() else {
+            return -1;
+        };
+        // SAFETY: plain fd-creating syscalls; errors are checked.
+        unsafe {
+            let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            let ev = libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC);
+            if ep < 0 || ev < 0 {
+                if ep >= 0 {
+                    libc::close(ep);
+                }
+                if ev >= 0 {
+                    libc::close(ev);
+                }
+                return -1;
+            }
+            let mut e1 = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: 0,
+            };
+            let mut e2 = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: 1,
+            };
+            if libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, ev, &mut e1) != 0
+                || libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, shared_epfd, &mut e2) != 0
+            {
+                libc::close(ep);
+                libc::close(ev);
+                return -1;
+            }
+            me.wake_fd.store(ev, Ordering::Relaxed);
+            me.sleep_epfd.store(ep, Ordering::Relaxed);
+            ep
         }
     }
 
@@ -937,6 +1059,15 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize, unstarted: Deque<GR
     WORKER.with(|c| c.set(&w as *const Worker));
     w.run();
     WORKER.with(|c| c.set(std::ptr::null()));
+    for fd in [
+        w.me().sleep_epfd.swap(-1, Ordering::Relaxed),
+        w.me().wake_fd.swap(-1, Ordering::Relaxed),
+    ] {
+        if fd >= 0 {
+            // SAFETY: fds this worker created and nobody else closes.
+            unsafe { libc::close(fd) };
+        }
+    }
     w.pool.borrow_mut().drain();
     w.me().timers.clear();
     // Anything still queued was cancelled and has been dropped by now.
