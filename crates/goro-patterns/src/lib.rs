@@ -30,7 +30,7 @@
 //!
 //! | module | what | Go's usual hand-written version |
 //! |---|---|---|
-//! | [`pool`] | [`Pool`]: fixed workers, bounded queue, `submit`/`try_submit`, [`JobHandle`], `shutdown`/`abort`, stats | `jobs := make(chan Job, n)` + `n` goroutines + a WaitGroup |
+//! | [`pool`] | [`Pool`]: fixed or min/max workers, bounded queue, `submit`/`try_submit`, [`JobHandle`], `shutdown`/`abort`, stats | `jobs := make(chan Job, n)` + `n` goroutines + a WaitGroup |
 //! | [`pipeline`] | [`Pipeline`]: stages with their own concurrency, ordered or not, first error cancels all, per-stage stats | "Pipelines and cancellation" from the Go blog |
 //! | [`actor`] | [`Actor`], [`Addr`] (`send`, `ask`), bounded mailbox, lifecycle hooks, supervision | a goroutine owning state + a `chan` of requests with reply channels |
 //! | [`fanio`] | [`merge`] (fan-in), [`fan_out`] | the blog's `merge(cs ...<-chan int)` |

@@ -1,4 +1,5 @@
-//! A fixed-size worker pool with a bounded queue.
+//! A worker pool with a bounded queue: a fixed number of workers, or a
+//! number scaled between a minimum and a maximum.
 //!
 //! Vocabulary: a *job* is a closure submitted to the pool; it is *accepted*
 //! once [`Pool::submit`] (or [`Pool::try_submit`]) returns `Ok`, and then it
@@ -22,13 +23,23 @@
 //! held to clone or close it, never across a send; the counters are atomics
 //! read only for [`Pool::stats`] (Relaxed: they order nothing).
 //!
-//! Rejected alternative: workers scaled between a minimum and a maximum by
-//! queue depth. Scaling saves idle goroutines, but a goroutine costs one
-//! stack page when parked, so the saving is small, while scaling adds a
-//! policy (when to grow, how long to idle before shrinking) whose lag shows
-//! up as latency under bursts. A fixed pool is predictable; when the right
-//! size varies with the load, a [`Limiter`](crate::Limiter) that spawns one
-//! goroutine per job up to a bound is the scaling pool.
+//! Sizing: fixed ([`PoolBuilder::workers`], the default) or scaling
+//! ([`PoolBuilder::scaling`]). A scaling pool starts `min` workers; a
+//! submit that finds the queue non-empty and no worker idle starts one more,
+//! up to `max`; a worker that has waited [`idle_timeout`](PoolBuilder::idle_timeout)
+//! (default 1 s) without a job exits while more than `min` are alive.
+//!
+//! Trade-off: a fixed pool is predictable — its goroutines all exist from
+//! the start, and `submit` never spawns, so nothing but a channel send is on
+//! the hot path. A scaling pool absorbs bursts with fewer idle goroutines
+//! in between, at the cost of a spawn on the submit path while it grows, an
+//! idle/busy bookkeeping atomic per job, a timed receive in every worker,
+//! and a policy whose lag (a burst first fills the queue, then grows the
+//! pool; shrinking waits out the idle time) shows up as latency. A parked
+//! goroutine costs about one stack page, so the saving is small: prefer a
+//! fixed pool unless the load is bursty and `max` is large. When the right
+//! size varies without bound, a [`Limiter`](crate::Limiter) that spawns one
+//! goroutine per job up to a bound is the other scaling pool.
 
 use std::any::Any;
 use std::fmt;
@@ -227,6 +238,9 @@ pub struct PoolStats {
     pub failed: u64,
     /// Jobs accepted and cancelled before they ran.
     pub cancelled: u64,
+    /// The most workers alive at once so far (equals `workers` for a fixed
+    /// pool; at most `max` for a scaling one).
+    pub peak_workers: usize,
 }
 
 impl fmt::Display for PoolStats {
@@ -258,13 +272,35 @@ struct Counters {
     failed: AtomicU64,
     /// Jobs cancelled unrun.
     cancelled: AtomicU64,
+    /// Workers alive (started and not retired). Workers that end because
+    /// the queue closed are not subtracted: the pool is over by then.
+    live: AtomicUsize,
+    /// Scaling pools only: workers waiting for a job.
+    idle: AtomicUsize,
+    /// The highest `live` seen.
+    peak: AtomicUsize,
+}
+
+/// A scaling pool's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scaling {
+    /// Workers kept alive however idle.
+    min: usize,
+    /// Workers never exceeded.
+    max: usize,
+    /// How long an extra worker waits for a job before it exits.
+    idle: Duration,
 }
 
 /// Configures a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
-    /// Worker goroutines.
+    /// Worker goroutines (the minimum, for a scaling pool).
     workers: usize,
+    /// `Some` for a scaling pool: its maximum.
+    max: Option<usize>,
+    /// Idle time before an extra worker of a scaling pool exits.
+    idle: Duration,
     /// Queue capacity.
     queue: usize,
     /// Parent context; the pool's own is a child of it.
@@ -274,9 +310,31 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// Sets the number of workers (at least 1).
+    /// Sets a fixed number of workers (at least 1); undoes
+    /// [`scaling`](PoolBuilder::scaling).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
+        self.max = None;
+        self
+    }
+
+    /// Makes a scaling pool: `min` workers (at least 1) at the start, up to
+    /// `max` (at least `min`) under load. A submit that finds the queue
+    /// non-empty and no worker idle starts a worker, if fewer than `max`
+    /// are alive; a worker idle for [`idle_timeout`](PoolBuilder::idle_timeout)
+    /// exits if more than `min` are alive. See the [module docs](self) for
+    /// the trade-off against a fixed pool. `scaling(n, n)` is a fixed pool.
+    pub fn scaling(mut self, min: usize, max: usize) -> Self {
+        self.workers = min.max(1);
+        let max = max.max(self.workers);
+        self.max = (max > self.workers).then_some(max);
+        self
+    }
+
+    /// How long an extra worker of a scaling pool waits for a job before it
+    /// exits (default 1 s). No effect on a fixed pool.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle = d;
         self
     }
 
@@ -312,58 +370,92 @@ impl PoolBuilder {
         let cancel = Arc::new(cancel);
         let (tx, rx) = chan::bounded::<Box<dyn Task>>(self.queue);
         let counters = Arc::new(Counters::default());
-        let mut handles = Vec::with_capacity(self.workers);
-        for i in 0..self.workers {
-            let (rx, ctx, counters) = (rx.clone(), ctx.clone(), counters.clone());
-            let cancel = cancel.clone();
-            let spawned = goro::Builder::new()
-                .name(format!("{}-{i}", self.name))
-                .spawn(move || {
-                    worker(rx, ctx, counters);
-                    // The last one of the pool and its workers to go
-                    // releases the context.
-                    drop(cancel);
-                });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    tx.close();
-                    for h in handles {
-                        let _ = h.join();
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Pool {
+        let scaling = self.max.map(|max| Scaling {
+            min: self.workers,
+            max,
+            idle: self.idle,
+        });
+        let pool = Pool {
             tx: Mutex::new(Some(tx)),
             rx,
             ctx,
             cancel,
             counters,
-            workers: self.workers,
-            handles: Mutex::new(handles),
-        })
+            scaling,
+            queue: self.queue,
+            name: self.name,
+            started: AtomicUsize::new(0),
+            handles: Mutex::new(Vec::with_capacity(self.workers)),
+        };
+        for _ in 0..self.workers {
+            pool.counters.live.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = pool.start_worker() {
+                pool.shutdown();
+                return Err(e);
+            }
+        }
+        pool.counters.peak.store(self.workers, Ordering::Relaxed);
+        Ok(pool)
     }
 }
 
-/// One worker: takes jobs until the queue is closed and drained; cancels
-/// instead of running once the pool's context is done.
+/// Runs (or, once the context is done, cancels) one job.
+fn handle(job: Box<dyn Task>, ctx: &Context, c: &Counters) {
+    if ctx.is_done() {
+        job.cancel();
+        c.cancelled.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    c.busy.fetch_add(1, Ordering::Relaxed);
+    let ok = job.run(ctx);
+    c.busy.fetch_sub(1, Ordering::Relaxed);
+    if ok {
+        c.completed.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One worker of a fixed pool: takes jobs until the queue is closed and
+/// drained; cancels instead of running once the pool's context is done.
 fn worker(rx: Receiver<Box<dyn Task>>, ctx: Context, c: Arc<Counters>) {
     for job in &rx {
-        if ctx.is_done() {
-            job.cancel();
-            c.cancelled.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        c.busy.fetch_add(1, Ordering::Relaxed);
-        let ok = job.run(&ctx);
-        c.busy.fetch_sub(1, Ordering::Relaxed);
-        if ok {
-            c.completed.fetch_add(1, Ordering::Relaxed);
-        } else {
-            c.failed.fetch_add(1, Ordering::Relaxed);
-        }
+        handle(job, &ctx, &c);
+    }
+}
+
+/// One worker of a scaling pool: as [`worker`], but counted as idle while
+/// it waits, and it exits after `s.idle` without a job if more than `s.min`
+/// workers are alive.
+fn scaling_worker(rx: Receiver<Box<dyn Task>>, ctx: Context, c: Arc<Counters>, s: Scaling) {
+    loop {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
+                c.idle.fetch_add(1, Ordering::SeqCst);
+                let r = rx.recv_timeout(s.idle);
+                c.idle.fetch_sub(1, Ordering::SeqCst);
+                match r {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Closed) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Retire if this leaves at least `min` alive. A job
+                        // queued meanwhile stays in the queue for the others.
+                        let retired = c
+                            .live
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                (n > s.min).then(|| n - 1)
+                            })
+                            .is_ok();
+                        if retired {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        handle(job, &ctx, &c);
     }
 }
 
@@ -396,10 +488,16 @@ pub struct Pool {
     /// Cancels `ctx`. Shared with the workers, so that dropping the pool
     /// does not cancel the jobs it has accepted.
     cancel: Arc<CancelFunc>,
-    /// Statistics.
+    /// Statistics, and the live/idle worker counts.
     counters: Arc<Counters>,
-    /// Number of workers.
-    workers: usize,
+    /// `Some` for a scaling pool.
+    scaling: Option<Scaling>,
+    /// Queue capacity.
+    queue: usize,
+    /// Worker goroutine name prefix.
+    name: String,
+    /// Workers started so far (numbers their names).
+    started: AtomicUsize,
     /// The workers, joined by `shutdown`/`abort`.
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -432,6 +530,8 @@ impl Pool {
     pub fn builder() -> PoolBuilder {
         PoolBuilder {
             workers: std::thread::available_parallelism().map_or(4, |n| n.get()),
+            max: None,
+            idle: Duration::from_secs(1),
             queue: 64,
             ctx: Context::background(),
             name: "pool-worker".into(),
@@ -444,6 +544,69 @@ impl Pool {
             return None;
         }
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// [`sender`](Pool::sender) for a submit: in a scaling pool, first
+    /// starts a worker if the queue is non-empty and no worker is idle.
+    fn submitter(&self) -> Option<Sender<Box<dyn Task>>> {
+        let tx = self.sender();
+        if tx.is_some() {
+            if let Some(s) = self.scaling {
+                self.maybe_grow(s);
+            }
+        }
+        tx
+    }
+
+    /// Starts one more worker if the queue has jobs waiting (or is a
+    /// rendezvous), none is idle, and fewer than `s.max` are alive.
+    fn maybe_grow(&self, s: Scaling) {
+        let c = &self.counters;
+        if c.idle.load(Ordering::SeqCst) != 0 || (self.queue != 0 && self.rx.is_empty()) {
+            return;
+        }
+        let grown = c
+            .live
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < s.max).then_some(n + 1)
+            });
+        let Ok(before) = grown else { return };
+        c.peak.fetch_max(before + 1, Ordering::Relaxed);
+        if self.start_worker().is_err() {
+            // No stack to be had: carry on with the workers there are.
+            c.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Spawns one worker (already counted in `live`) and keeps its handle.
+    /// Does nothing once the queue is closed, so that `join_workers`, which
+    /// runs after the close, sees every worker.
+    fn start_worker(&self) -> std::io::Result<()> {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if self.rx.is_closed() {
+            return Ok(());
+        }
+        // A scaling pool's retired workers leave finished handles behind.
+        if self.scaling.is_some() {
+            handles.retain(|h| !h.is_finished());
+        }
+        let i = self.started.fetch_add(1, Ordering::Relaxed);
+        let (rx, ctx, counters) = (self.rx.clone(), self.ctx.clone(), self.counters.clone());
+        let cancel = self.cancel.clone();
+        let scaling = self.scaling;
+        let h = goro::Builder::new()
+            .name(format!("{}-{i}", self.name))
+            .spawn(move || {
+                match scaling {
+                    None => worker(rx, ctx, counters),
+                    Some(s) => scaling_worker(rx, ctx, counters, s),
+                }
+                // The last one of the pool and its workers to go releases
+                // the context.
+                drop(cancel);
+            })?;
+        handles.push(h);
+        Ok(())
     }
 
     /// Boxes `f` with a fresh result channel.
@@ -507,7 +670,7 @@ impl Pool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Some(tx) = self.sender() else {
+        let Some(tx) = self.submitter() else {
             return Err(SubmitError::Closed(f));
         };
         let (task, handle) = Self::package(f);
@@ -549,7 +712,7 @@ impl Pool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Some(tx) = self.sender() else {
+        let Some(tx) = self.submitter() else {
             return Err(SubmitError::Closed(f));
         };
         let task: Box<dyn Task> = Box::new(Job {
@@ -575,7 +738,7 @@ impl Pool {
         F: FnOnce(&Context) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Some(tx) = self.sender() else {
+        let Some(tx) = self.submitter() else {
             return Err(SubmitError::Closed(f));
         };
         let (task, handle) = Self::package(f);
@@ -665,13 +828,14 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         let c = &self.counters;
         PoolStats {
-            workers: self.workers,
+            workers: c.live.load(Ordering::Relaxed),
             queued: self.rx.len(),
             busy: c.busy.load(Ordering::Relaxed),
             submitted: c.submitted.load(Ordering::Relaxed),
             completed: c.completed.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             cancelled: c.cancelled.load(Ordering::Relaxed),
+            peak_workers: c.peak.load(Ordering::Relaxed),
         }
     }
 }

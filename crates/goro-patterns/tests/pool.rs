@@ -351,3 +351,114 @@ fn results_on_a_channel() {
     assert_eq!(failed, 10);
     assert_eq!(ok, (0..100).filter(|i| i % 10 != 0).collect::<Vec<_>>());
 }
+
+/// A scaling pool (2..=6 workers, 50 ms idle time) under a burst of slow
+/// jobs: the worker count grows past the minimum, never exceeds the
+/// maximum (sampled throughout, and the peak counter), every job runs
+/// exactly once, and once idle the pool shrinks back to the minimum.
+#[goro::test]
+fn scaling_pool_grows_under_a_burst_and_shrinks_when_idle() {
+    const JOBS: usize = 300;
+    const MIN: usize = 2;
+    const MAX: usize = 6;
+    let pool = Arc::new(
+        Pool::builder()
+            .scaling(MIN, MAX)
+            .queue(4)
+            .idle_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(pool.stats().workers, MIN);
+
+    // A sampler watches the worker count while the burst runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (pool, stop, most) = (pool.clone(), stop.clone(), most.clone());
+        goro::go(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let w = pool.stats().workers;
+                most.fetch_max(w, Ordering::SeqCst);
+                assert!(w <= MAX, "{w} workers, max is {MAX}");
+                goro::time::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+
+    let runs: Arc<Vec<AtomicU32>> = Arc::new((0..JOBS).map(|_| AtomicU32::new(0)).collect());
+    let handles: Vec<_> = (0..JOBS)
+        .map(|id| {
+            let runs = runs.clone();
+            pool.submit(move |_| {
+                runs[id].fetch_add(1, Ordering::SeqCst);
+                goro::time::sleep(Duration::from_micros(500));
+                id
+            })
+            .unwrap()
+        })
+        .collect();
+    for (id, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), id);
+    }
+    stop.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+
+    let st = pool.stats();
+    assert!(st.peak_workers > MIN, "never grew: {st}");
+    assert!(st.peak_workers <= MAX, "grew past max: {st}");
+    assert!(most.load(Ordering::SeqCst) <= MAX);
+    assert_eq!(st.completed, JOBS as u64);
+    assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1));
+
+    // Idle for well over the idle time: back to the minimum, not below.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.stats().workers > MIN && Instant::now() < deadline {
+        goro::time::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pool.stats().workers, MIN, "{}", pool.stats());
+    goro::time::sleep(Duration::from_millis(200));
+    assert_eq!(pool.stats().workers, MIN, "shrank below min");
+
+    // Still serves jobs after shrinking, and grows again.
+    let more: Vec<_> = (0..50u64)
+        .map(|i| {
+            pool.submit(move |_| {
+                goro::time::sleep(Duration::from_micros(300));
+                i
+            })
+            .unwrap()
+        })
+        .collect();
+    let sum: u64 = more.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 49 * 50 / 2);
+    pool.shutdown();
+    let st = pool.stats();
+    assert_eq!(st.completed, JOBS as u64 + 50);
+    assert_eq!(st.submitted, st.completed);
+    assert!(st.peak_workers <= MAX);
+}
+
+/// A fixed pool never changes size, and `scaling(n, n)` is a fixed pool.
+#[goro::test]
+fn fixed_pool_and_degenerate_scaling_keep_their_size() {
+    for pool in [
+        Pool::new(3, 1),
+        Pool::builder().scaling(3, 3).queue(1).build().unwrap(),
+        Pool::builder().scaling(3, 1).queue(1).build().unwrap(),
+    ] {
+        let hs: Vec<_> = (0..100u64)
+            .map(|i| {
+                pool.submit(move |_| {
+                    goro::yield_now();
+                    i
+                })
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(), 4950);
+        let st = pool.stats();
+        assert_eq!((st.workers, st.peak_workers), (3, 3), "{st}");
+        pool.shutdown();
+    }
+}
