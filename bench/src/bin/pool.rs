@@ -24,13 +24,12 @@ fn main() {
     let start = Instant::now();
     let pool = Pool::new(WORKERS, QUEUE);
     for i in 0..JOBS {
-        // The handle is dropped: the job is detached, as a Go job on a
-        // `chan func()` is; shutdown below is the WaitGroup's Wait.
-        let _ = pool
-            .submit(move |_| {
-                TOTAL.fetch_add(i, Ordering::Relaxed);
-            })
-            .expect("pool: the pool closed while submitting");
+        // Detached, as a Go job on a `chan func()` is (no handle, no result
+        // channel); shutdown below is the WaitGroup's Wait.
+        pool.execute(move |_| {
+            TOTAL.fetch_add(i, Ordering::Relaxed);
+        })
+        .unwrap_or_else(|_| panic!("pool: the pool closed while submitting"));
     }
     pool.shutdown();
     let elapsed = start.elapsed();

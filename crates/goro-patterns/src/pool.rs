@@ -209,6 +209,28 @@ where
     }
 }
 
+/// A job nobody waits for ([`Pool::execute`]): no result channel at all.
+struct Detached<F> {
+    /// The job's closure.
+    f: F,
+}
+
+impl<F> Task for Detached<F>
+where
+    F: FnOnce(&Context) + Send + 'static,
+{
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+
+    fn run(self: Box<Self>, ctx: &Context) -> bool {
+        let f = self.f;
+        catch_unwind(AssertUnwindSafe(|| f(ctx))).is_ok()
+    }
+
+    fn cancel(self: Box<Self>) {}
+}
+
 /// The text of a panic payload.
 pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
@@ -725,6 +747,47 @@ impl Pool {
                 Ok(())
             }
             Err(t) => Err(SubmitError::Closed(Self::unpackage::<F, T>(t))),
+        }
+    }
+
+    /// Queues `f` with nobody waiting for its result (Go's `jobs <- f`): no
+    /// handle and no result channel, the cheapest way in. A panic is counted
+    /// in [`stats`](Pool::stats) as `failed` and the worker carries on. Waits
+    /// while the queue is full, as [`submit`](Pool::submit).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// let pool = goro_patterns::Pool::new(2, 8);
+    /// let n = Arc::new(AtomicU32::new(0));
+    /// for _ in 0..10 {
+    ///     let n = n.clone();
+    ///     pool.execute(move |_| { n.fetch_add(1, Ordering::Relaxed); }).unwrap();
+    /// }
+    /// pool.shutdown();
+    /// assert_eq!(n.load(Ordering::Relaxed), 10);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Closed(f)` if the pool is shut down or aborted.
+    pub fn execute<F>(&self, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce(&Context) + Send + 'static,
+    {
+        let Some(tx) = self.submitter() else {
+            return Err(SubmitError::Closed(f));
+        };
+        let task: Box<dyn Task> = Box::new(Detached { f });
+        match Self::send(&tx, task, &self.ctx) {
+            Ok(()) => {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(t) => match t.into_any().downcast::<Detached<F>>() {
+                Ok(d) => Err(SubmitError::Closed(d.f)),
+                Err(_) => unreachable!("a rejected job has the type it was submitted with"),
+            },
         }
     }
 

@@ -462,3 +462,30 @@ fn fixed_pool_and_degenerate_scaling_keep_their_size() {
         pool.shutdown();
     }
 }
+
+/// `execute` runs detached jobs exactly once; a panicking one is counted as
+/// failed and the worker carries on.
+#[goro::test]
+fn execute_runs_detached_jobs_and_counts_panics() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let pool = goro_patterns::Pool::new(3, 8);
+    let sum = Arc::new(AtomicU64::new(0));
+    for i in 1..=100u64 {
+        let sum = sum.clone();
+        pool.execute(move |_| {
+            sum.fetch_add(i, Ordering::Relaxed);
+        })
+        .unwrap();
+    }
+    pool.execute(|_| panic!("boom in a detached job")).unwrap();
+    pool.shutdown();
+    assert_eq!(sum.load(Ordering::Relaxed), 5050);
+    let st = pool.stats();
+    assert_eq!(
+        (st.submitted, st.completed, st.failed),
+        (101, 100, 1),
+        "{st:?}"
+    );
+    assert!(pool.execute(|_| ()).is_err(), "closed after shutdown");
+}
