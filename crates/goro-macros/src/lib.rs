@@ -38,10 +38,12 @@ fn error(msg: &str) -> TokenStream {
         .expect("valid tokens")
 }
 
-/// Wraps `body` as `path(move || body)`.
-fn wrap(path: &str, body: Group) -> Group {
+/// Wraps `body` as `call move || body)`, where `call` is a path and an open
+/// parenthesis, possibly with leading arguments (`path(`, `path(3, `).
+fn wrap(call: &str, body: Group) -> Group {
+    let (path, lead) = call.split_once('(').expect("call has a parenthesis");
     let mut inner: TokenStream = path.parse().expect("valid path");
-    let mut args = TokenStream::new();
+    let mut args: TokenStream = lead.parse().expect("valid arguments");
     args.extend([TokenTree::Ident(Ident::new("move", Span::call_site()))]);
     args.extend([
         TokenTree::Punct(Punct::new('|', Spacing::Joint)),
@@ -72,14 +74,22 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return e,
     };
     let mut out: TokenStream = head.into_iter().collect();
-    out.extend([TokenTree::Group(wrap("::goro::__private::run_main", body))]);
+    out.extend([TokenTree::Group(wrap("::goro::__private::run_main(", body))]);
     out
 }
 
 /// Runs a test's body as the main goroutine of a fresh runtime; when it
 /// returns, checks that no goroutine is left behind (a leak fails the test,
-/// listing the leaked goroutines). `#[goro::test(allow_leaks)]` skips that
-/// check.
+/// listing the leaked goroutines).
+///
+/// Options, comma-separated:
+///
+/// * `allow_leaks` — skip the leak check;
+/// * `virtual_time` — run on a virtual clock (`goro::testing::synctest`):
+///   sleeps, timers and deadlines take no real time;
+/// * `explore = N` — run the body under `N` seeded schedules
+///   (`goro::testing::explore`; implies `virtual_time`); a failure names its
+///   seed, and `GORO_SEED=<seed> cargo test <name>` replays it.
 ///
 /// ```ignore
 /// #[goro::test]
@@ -88,17 +98,43 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     goro::go(move || tx.send(1).unwrap());
 ///     assert_eq!(rx.recv(), Ok(1));
 /// }
+///
+/// #[goro::test(virtual_time)]
+/// fn an_hour_in_a_blink() {
+///     goro::time::sleep(std::time::Duration::from_secs(3600));
+/// }
 /// ```
 #[proc_macro_attribute]
 pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let runner = match attr.to_string().trim() {
-        "" => "::goro::__private::run_test",
-        "allow_leaks" => "::goro::__private::run_test_allow_leaks",
-        other => {
-            return error(&format!(
-                "#[goro::test] takes no arguments or `allow_leaks`, not `{other}`"
-            ))
+    let mut leaks = true;
+    let mut virtual_time = false;
+    let mut explore: Option<u64> = None;
+    let spec = attr.to_string();
+    for opt in spec.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let opt: String = opt.chars().filter(|c| !c.is_whitespace()).collect();
+        match opt.as_str() {
+            "allow_leaks" => leaks = false,
+            "virtual_time" => virtual_time = true,
+            o if o.starts_with("explore=") => match o["explore=".len()..].trim_end_matches("u64").parse() {
+                Ok(n) => explore = Some(n),
+                Err(_) => return error(&format!("#[goro::test(explore = N)] needs a number of seeds, not `{o}`")),
+            },
+            other => {
+                return error(&format!(
+                    "#[goro::test] options are `allow_leaks`, `virtual_time` and `explore = N`, not `{other}`"
+                ))
+            }
         }
+    }
+    let runner = match (explore, virtual_time, leaks) {
+        (Some(_), _, false) => {
+            return error("#[goro::test(explore = N)] always checks for leaks: drop `allow_leaks`")
+        }
+        (Some(n), _, _) => format!("::goro::__private::run_test_explore({n}u64, "),
+        (None, true, true) => "::goro::__private::run_test_virtual(".to_string(),
+        (None, true, false) => "::goro::__private::run_test_virtual_allow_leaks(".to_string(),
+        (None, false, true) => "::goro::__private::run_test(".to_string(),
+        (None, false, false) => "::goro::__private::run_test_allow_leaks(".to_string(),
     };
     let (head, body) = match split_fn(item, "test") {
         Ok(v) => v,
@@ -108,6 +144,6 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
         .parse()
         .expect("valid attribute");
     out.extend(head);
-    out.extend([TokenTree::Group(wrap(runner, body))]);
+    out.extend([TokenTree::Group(wrap(&runner, body))]);
     out
 }

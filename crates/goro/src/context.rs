@@ -659,7 +659,7 @@ impl Context {
             }
         }
         let node = Node::new_child(parent, Some(at));
-        let now = Instant::now();
+        let now = crate::time::now();
         if at <= now {
             node.cancel(Error::DeadlineExceeded, cause, true);
             return node;
@@ -850,7 +850,7 @@ impl Context {
 
 /// `now + d`, saturating a century ahead instead of overflowing.
 fn far_deadline(d: Duration) -> Instant {
-    let now = Instant::now();
+    let now = crate::time::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -147,6 +147,36 @@ pub mod __private {
         run_test_with(false, f)
     }
 
+    /// `#[goro::test(virtual_time)]`: `testing::synctest`.
+    pub fn run_test_virtual<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::testing::synctest(f)
+    }
+
+    /// `#[goro::test(virtual_time, allow_leaks)]`.
+    pub fn run_test_virtual_allow_leaks<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let rt = crate::Runtime::builder()
+            .virtual_time(true)
+            .build()
+            .unwrap_or_else(|e| panic!("goro::test: cannot start a runtime: {e}"));
+        rt.block_on(f)
+    }
+
+    /// `#[goro::test(explore = N)]`: `testing::explore`.
+    pub fn run_test_explore<F>(seeds: u64, f: F)
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        crate::testing::explore(seeds, f)
+    }
+
     fn run_test_with<F, T>(check_leaks: bool, f: F) -> T
     where
         F: FnOnce() -> T + Send,

@@ -30,6 +30,37 @@ use crate::runtime::park::{self, WaitReason};
 use crate::runtime::timer::{self as rt_timer, deadline_after, Fire, TimerAction, TimerNode};
 use crate::runtime::worker::Shared;
 
+/// The current time on the caller's runtime clock (Go's `time.Now`).
+///
+/// That is [`Instant::now`] everywhere except inside a runtime on a virtual
+/// clock ([`crate::testing::synctest`], [`RuntimeBuilder::virtual_time`]),
+/// where it is the virtual time: it stands still while goroutines run and
+/// jumps when they all wait. Code that measures or computes deadlines with
+/// `goro::time::now()` behaves the same under both clocks; `Instant::now()`
+/// always reads the real one.
+///
+/// [`RuntimeBuilder::virtual_time`]: crate::RuntimeBuilder::virtual_time
+///
+/// ```
+/// let t0 = goro::time::now();
+/// goro::time::sleep(std::time::Duration::from_millis(2));
+/// assert!(goro::time::since(t0) >= std::time::Duration::from_millis(2));
+/// ```
+#[inline]
+pub fn now() -> Instant {
+    crate::runtime::worker::with_worker(|w| match w {
+        Some(w) if w.shared.det.is_some() => Some(w.shared.now()),
+        _ => None,
+    })
+    .unwrap_or_else(Instant::now)
+}
+
+/// Time elapsed since `t` on the caller's runtime clock (Go's `time.Since`);
+/// see [`now`].
+pub fn since(t: Instant) -> Duration {
+    now().saturating_duration_since(t)
+}
+
 /// Pauses the caller for at least `d` (Go's `time.Sleep`).
 ///
 /// # Blocking
@@ -40,7 +71,7 @@ pub fn sleep(d: Duration) {
     let site = Location::caller();
     let deadline = deadline_after(d);
     if goroutine::in_goroutine() {
-        while Instant::now() < deadline {
+        while now() < deadline {
             park::park_until(WaitReason::Sleep, site, Some(deadline));
         }
     } else {
@@ -54,9 +85,9 @@ pub fn sleep(d: Duration) {
 /// Pauses until `deadline` (no-op if it has passed).
 #[track_caller]
 pub fn sleep_until(deadline: Instant) {
-    let now = Instant::now();
-    if deadline > now {
-        sleep(deadline - now);
+    let t = now();
+    if deadline > t {
+        sleep(deadline - t);
     }
 }
 

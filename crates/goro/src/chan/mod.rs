@@ -153,7 +153,7 @@ impl WaitCtx {
                 return Some((self.selected.load(Ordering::Relaxed), d));
             }
             if let Some(dl) = deadline {
-                if Instant::now() >= dl {
+                if crate::time::now() >= dl {
                     if self.abort() {
                         return None;
                     }

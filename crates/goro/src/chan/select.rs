@@ -644,7 +644,7 @@ fn select_no_cases(mode: SelectMode, site: &'static Location<'static>) -> usize 
     match mode {
         SelectMode::Try => DEFAULT,
         SelectMode::Until(d) => {
-            while Instant::now() < d {
+            while crate::time::now() < d {
                 park::park_until(WaitReason::SelectNoCases, site, Some(d));
             }
             DEFAULT

@@ -92,6 +92,12 @@ pub struct RuntimeBuilder {
     workers: Option<usize>,
     /// Default stack reservation per goroutine.
     stack_size: usize,
+    /// Run on a virtual clock (`goro::testing::synctest`).
+    virtual_time: bool,
+    /// Seed of a seeded schedule (`goro::testing::explore`).
+    seed: Option<u64>,
+    /// Seeded mode: yield at every cooperative point.
+    preempt_all: bool,
 }
 
 impl RuntimeBuilder {
@@ -109,6 +115,50 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Runs the runtime on a virtual clock: `goro::time`, timers, tickers,
+    /// timeouts, context deadlines and socket deadlines see time that stands
+    /// still while any goroutine can run and jumps to the next timer the
+    /// moment every goroutine waits on a timer or on another goroutine. A
+    /// virtual-time runtime has exactly one worker (`workers` is ignored).
+    /// See [`goro::testing`](crate::testing) for what counts as blocked
+    /// inside and outside the runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = goro::Runtime::builder().virtual_time(true).build().unwrap();
+    /// let real = std::time::Instant::now();
+    /// let slept = rt.block_on(|| {
+    ///     let t0 = goro::time::now();
+    ///     goro::time::sleep(Duration::from_secs(3600));
+    ///     goro::time::now() - t0
+    /// });
+    /// assert_eq!(slept, Duration::from_secs(3600)); // exactly: nothing else ran
+    /// assert!(real.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn virtual_time(mut self, on: bool) -> RuntimeBuilder {
+        self.virtual_time = on;
+        self
+    }
+
+    /// Makes every scheduling decision (which runnable goroutine runs next,
+    /// how many channel operations it completes before it must yield, which
+    /// ready `select!` arm wins) come from a generator seeded with `seed`, so
+    /// the same seed replays the same interleaving. Implies
+    /// [`virtual_time`](RuntimeBuilder::virtual_time) (real timers would make
+    /// the schedule depend on the machine) and one worker.
+    /// [`goro::testing::explore`](crate::testing::explore) runs a test under
+    /// many seeds.
+    pub fn seed(mut self, seed: u64) -> RuntimeBuilder {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Seeded mode: a budget of one (see `testing::Explore::preempt_every_op`).
+    pub(crate) fn preempt_all(mut self, on: bool) -> RuntimeBuilder {
+        self.preempt_all = on;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -116,7 +166,10 @@ impl RuntimeBuilder {
     /// `InvalidInput` for zero workers or an impossible stack size; the OS
     /// error if a worker thread cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
+        let det = (self.virtual_time || self.seed.is_some())
+            .then(|| Box::new(worker::Det::new(self.seed, self.preempt_all)));
         let n = match self.workers {
+            _ if det.is_some() => 1,
             Some(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -130,7 +183,7 @@ impl RuntimeBuilder {
         raise_nofile_limit();
         install_panic_hook();
         goroutine::tick_coarse_clock();
-        let (shared, deques) = Shared::new(n, self.stack_size, slot);
+        let (shared, deques) = Shared::new(n, self.stack_size, slot, det);
         let mut threads = Vec::with_capacity(n);
         for (i, d) in deques.into_iter().enumerate() {
             let s = shared.clone();
@@ -241,6 +294,9 @@ impl Runtime {
         RuntimeBuilder {
             workers: None,
             stack_size: stack::DEFAULT_STACK,
+            virtual_time: false,
+            seed: None,
+            preempt_all: false,
         }
     }
 

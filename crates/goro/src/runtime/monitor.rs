@@ -168,7 +168,12 @@ impl Deadlock {
             return;
         }
         let since = *self.since.get_or_insert_with(Instant::now);
-        if since.elapsed() < DEADLOCK_AFTER {
+        let after = if rt.det.is_some() {
+            super::worker::DET_DEADLOCK_AFTER
+        } else {
+            DEADLOCK_AFTER
+        };
+        if since.elapsed() < after {
             return;
         }
         self.reported = true;
@@ -205,9 +210,14 @@ fn condition(rt: &Arc<Shared>) -> bool {
             return false;
         }
     }
-    if super::poller::waiting() != 0
-        || crate::blocking::in_flight() != 0
-        || crate::signal::has_registrations()
+    // These counts are process-wide; a deterministic runtime looks only at
+    // its own goroutines' wait reasons below (plain threads, signals and
+    // other runtimes are outside it by definition).
+    let det = rt.det.is_some();
+    if !det
+        && (super::poller::waiting() != 0
+            || crate::blocking::in_flight() != 0
+            || crate::signal::has_registrations())
     {
         return false;
     }
@@ -229,5 +239,5 @@ fn condition(rt: &Arc<Shared>) -> bool {
             }
         }
     }
-    stuck == live && super::park::all_plain_threads_parked()
+    stuck == live && (det || super::park::all_plain_threads_parked())
 }

@@ -325,7 +325,7 @@ impl Registration {
         // An expired deadline fails the operation even if it could proceed
         // (Go's semantics).
         if let Some(d) = deadline() {
-            if Instant::now() >= d {
+            if crate::time::now() >= d {
                 return Err(timed_out());
             }
         }
@@ -384,7 +384,7 @@ impl Registration {
             }
             let d = deadline();
             if let Some(d) = d {
-                if Instant::now() >= d {
+                if crate::time::now() >= d {
                     self.forget(dir, &me);
                     return Err(timed_out());
                 }

@@ -153,8 +153,9 @@ impl TimerQueue {
         earliest < prev
     }
 
-    /// Fires every timer due at `now`.
-    pub(crate) fn run_due(&self, now: u64) {
+    /// Fires every timer due at `now` (ns since the epoch; `instant` is the
+    /// same moment, handed to channel timers).
+    pub(crate) fn run_due(&self, now: u64, instant: Instant) {
         if self.next.load(Ordering::Acquire) > now {
             return;
         }
@@ -180,7 +181,6 @@ impl TimerQueue {
         if due.is_empty() {
             return;
         }
-        let instant = Instant::now();
         for node in due {
             match &node.action {
                 TimerAction::Unpark(u) => u.unpark(),
@@ -230,7 +230,7 @@ pub(crate) fn add_unpark_timer(rt: &Arc<Shared>, deadline: Instant) -> Arc<Timer
 
 /// `deadline` for a timeout of `d` from now, saturating far in the future.
 pub(crate) fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
+    let now = crate::time::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -45,6 +45,9 @@ use super::park::{ThreadParker, Unparker};
 use super::stack::{self, StackPool};
 use super::timer::TimerQueue;
 
+mod det;
+pub(crate) use det::{splitmix, Det, DET_DEADLOCK_AFTER};
+
 /// Ticks between forced looks at the inbox and injector (Go's 61).
 const FAIRNESS_TICK: u32 = 61;
 /// Most consecutive `runnext` picks while the local queue waits.
@@ -99,6 +102,9 @@ pub(crate) struct Shared {
     pub(crate) shutdown_waiter: Mutex<Option<Unparker>>,
     /// Round-robin cursor for timers created on plain threads.
     pub(crate) next_timer_worker: AtomicUsize,
+    /// Virtual time and seeded scheduling (`goro::testing`); `None` for an
+    /// ordinary runtime, whose workers then never look at it.
+    pub(crate) det: Option<Box<Det>>,
 }
 
 /// The part of a worker other threads may touch.
@@ -238,6 +244,7 @@ impl Shared {
         workers: usize,
         stack_size: usize,
         slot_size: usize,
+        det: Option<Box<Det>>,
     ) -> (Arc<Shared>, Vec<Deque<GRef>>) {
         let deques: Vec<Deque<GRef>> = (0..workers).map(|_| Deque::new_lifo()).collect();
         let ws = deques
@@ -283,6 +290,7 @@ impl Shared {
             block_on_waiters: Mutex::new(Vec::new()),
             main_mode: AtomicBool::new(false),
             spawned_outside: std::sync::atomic::AtomicU64::new(0),
+            det,
         });
         (shared, deques)
     }
@@ -292,6 +300,15 @@ impl Shared {
         t.saturating_duration_since(self.epoch)
             .as_nanos()
             .min(u64::MAX as u128 - 1) as u64
+    }
+
+    /// The runtime's clock: the OS's monotonic clock, or the virtual one.
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        match &self.det {
+            None => Instant::now(),
+            Some(d) => self.epoch + std::time::Duration::from_nanos(d.vnow.load(Ordering::Acquire)),
+        }
     }
 
     /// Wakes one sleeping worker if nobody is spinning (Go's `wakep`).
@@ -466,6 +483,9 @@ pub(crate) fn schedule_woken(g: GRef) {
         Some(g) => g,
     };
     let rt = g.rt.clone();
+    if let Some(det) = &rt.det {
+        det.outside_wake(&g);
+    }
     rt.workers[home].inbox.push(g);
     rt.notify_worker(home);
 }
@@ -713,8 +733,8 @@ impl Worker {
         if !me.timers.has_any() {
             return;
         }
-        let now = self.shared.nanos(Instant::now());
-        me.timers.run_due(now);
+        let t = Instant::now();
+        me.timers.run_due(self.shared.nanos(t), t);
     }
 
     /// Whether any work is visible anywhere (re-check before sleeping).
@@ -903,16 +923,19 @@ impl Worker {
 
     /// The scheduler loop (Go's `schedule`).
     fn run(&self) {
+        if let Some(det) = self.shared.det.as_deref() {
+            return self.run_det(det);
+        }
         loop {
             if let Some(g) = self.find_local() {
-                self.run_goroutine(g);
+                self.run_goroutine(g, BUDGET);
                 continue;
             }
             if self.shared.exit.load(Ordering::Acquire) {
                 break;
             }
             if let Some(g) = self.find_remote().or_else(|| self.spin()) {
-                self.run_goroutine(g);
+                self.run_goroutine(g, BUDGET);
                 continue;
             }
             if self.shared.exit.load(Ordering::Acquire) {
@@ -952,8 +975,14 @@ impl Worker {
         }
     }
 
-    /// Starts or resumes `g` until it parks, yields or returns.
-    fn run_goroutine(&self, g: GRef) {
+    /// Starts or resumes `g` with `budget` cooperative operations before it
+    /// must yield (`BUDGET`; drawn per run in seeded mode), until it parks,
+    /// yields or returns. Always
+    /// inlined: the scheduler loop's hottest call (a second call site, the
+    /// deterministic loop, would otherwise make the compiler outline it,
+    /// which costs ~50 instructions per switch).
+    #[inline(always)]
+    fn run_goroutine(&self, g: GRef, budget: u32) {
         // SAFETY: we are the worker that owns `g` now: it came out of one of
         // our queues (the only place it was), and if it has run before, we
         // are its home (only the home worker's queues ever hold it).
@@ -993,7 +1022,7 @@ impl Worker {
             unreachable!("goroutine {} queued after it finished", g.id)
         };
         self.current.set(Arc::as_ptr(&g));
-        self.budget.set(BUDGET);
+        self.budget.set(budget);
         let me = self.me();
         // Single writer: plain stores (Relaxed) are enough for the monitor,
         // which only compares samples.

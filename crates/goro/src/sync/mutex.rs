@@ -134,7 +134,7 @@ impl RawMutex {
                 }
                 continue;
             }
-            let starve = since.is_some_and(|t| t.elapsed() >= STARVATION_THRESHOLD);
+            let starve = since.is_some_and(|t| crate::time::since(t) >= STARVATION_THRESHOLD);
             let w = Waiter::new(0);
             {
                 let mut q = self.queue.lock();
@@ -170,7 +170,7 @@ impl RawMutex {
                     q.push_back(w.clone());
                 }
             }
-            let t0 = *since.get_or_insert_with(Instant::now);
+            let t0 = *since.get_or_insert_with(crate::time::now);
             let guard = Abandon { m: self, w: &w };
             let got = w.wait(WaitReason::MutexLock, site);
             std::mem::forget(guard);
@@ -178,7 +178,7 @@ impl RawMutex {
                 GRANTED => {
                     // Handed over in starvation mode: we own it (LOCKED kept).
                     let q = self.queue.lock();
-                    if q.is_empty() || t0.elapsed() < STARVATION_THRESHOLD {
+                    if q.is_empty() || crate::time::since(t0) < STARVATION_THRESHOLD {
                         self.state.fetch_and(!STARVING, Ordering::Relaxed);
                     }
                     drop(q);
