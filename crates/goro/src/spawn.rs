@@ -224,6 +224,10 @@ where
         self.finish(r);
     }
 
+    fn finalize(&mut self) {
+        self.release();
+    }
+
     unsafe fn cancel(&self) {
         // SAFETY: called by the worker dropping the unstarted goroutine.
         if let Some(f) = unsafe { self.take_f() } {
@@ -253,9 +257,11 @@ impl<F: Send, T: Send> Joinable<T> for Packet<F, T> {
     }
 }
 
-impl<F, T> Drop for Packet<F, T> {
-    fn drop(&mut self) {
-        if let Some(scope) = &self.scope {
+impl<F, T> Packet<F, T> {
+    /// What dropping the packet means to others: a scoped packet drops its
+    /// result and tells its scope. Idempotent (the scope is taken).
+    fn release(&mut self) {
+        if let Some(scope) = self.scope.take() {
             // Drop the result before telling the scope: it may borrow 'env.
             let r = self.state.get_mut().result.take();
             if let Some(Err(e)) = r {
@@ -270,6 +276,14 @@ impl<F, T> Drop for Packet<F, T> {
             }
             scope.finished();
         }
+        // An unclaimed result of an unscoped goroutine goes too.
+        drop(self.state.get_mut().result.take());
+    }
+}
+
+impl<F, T> Drop for Packet<F, T> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

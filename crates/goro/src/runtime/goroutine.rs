@@ -54,7 +54,10 @@ pub(crate) enum Switch {
 }
 
 /// The coroutine type every goroutine runs in.
-pub(crate) type Coro = Coroutine<(), Switch, (), SlotStack>;
+/// A goroutine's coroutine. It returns its task (`Arc<dyn Task>`, the
+/// spawn's packet) instead of dropping it, so the worker can hand the memory
+/// back to the worker that allocated it (see `Worker::retire`).
+pub(crate) type Coro = Coroutine<(), Switch, Arc<dyn Task>, SlotStack>;
 
 /// A goroutine's code before it runs, and where its result goes (the
 /// `Packet` in `spawn.rs`).
@@ -71,17 +74,27 @@ pub(crate) trait Task: Send + Sync {
     ///
     /// * Called by the worker that owns the unstarted goroutine.
     unsafe fn cancel(&self);
+    /// Does now everything dropping the task would do that anyone could
+    /// observe (drop an unclaimed result, tell a scope), leaving a husk whose
+    /// drop only frees memory, so that can happen later on another thread.
+    fn finalize(&mut self);
 }
 
 /// An unstarted goroutine's task; dropping it unrun cancels it.
 pub(crate) struct Unstarted(pub(crate) Arc<dyn Task>);
 
 impl Unstarted {
-    /// Runs the task (on the goroutine's own stack).
-    pub(crate) fn run(self) {
-        // SAFETY: `self` is consumed, so this is the one call; it happens on
+    /// Runs the task (on the goroutine's own stack) and returns it, run, for
+    /// the caller to drop where it likes.
+    pub(crate) fn run(self) -> Arc<dyn Task> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the Arc is moved
+        // out exactly once (its `Drop`, a cancel, must not run after `run`).
+        let task = unsafe { std::ptr::read(&this.0) };
+        // SAFETY: `self` was consumed, so this is the one call; it happens on
         // the worker that started the goroutine.
-        unsafe { self.0.run() };
+        unsafe { task.run() };
+        task
     }
 }
 
@@ -101,6 +114,9 @@ pub(crate) enum Body {
     Running(Coro),
     /// Returned; its stack is back in a pool.
     Finished,
+    /// Returned, and handed back to the worker that spawned it with its
+    /// task, which is dropped with the record there (see `Worker::retire`).
+    Retired(#[allow(dead_code)] Arc<dyn Task>),
 }
 
 /// Home worker value of a goroutine that has not run yet.
@@ -138,6 +154,13 @@ pub(crate) struct Goroutine {
     pub(crate) parent: u64,
     /// Bytes of stack to reserve.
     pub(crate) stack_size: usize,
+    /// Index of the worker whose thread allocated this record and its
+    /// packet, or `NO_HOME` (spawned from a plain thread): where their
+    /// memory is freed (see `Worker::retire`).
+    pub(crate) spawner: usize,
+    /// Link in the spawner's reclaim stack (an owning `Arc::into_raw`
+    /// pointer to the next record, or null).
+    pub(crate) reclaim_next: AtomicPtr<Goroutine>,
     /// Index in the home worker's registry, set at first run.
     pub(crate) slot: AtomicUsize,
     /// Code and stack. Only the worker running it touches this.
@@ -193,7 +216,13 @@ impl Goroutine {
                 .and_then(|g| g.labels.lock().clone())
         });
         let cancelled = rt.shutdown.load(Ordering::Acquire);
+        let spawner = super::worker::with_worker(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, &rt) => w.index,
+            _ => NO_HOME,
+        });
         Goroutine {
+            spawner,
+            reclaim_next: AtomicPtr::new(std::ptr::null_mut()),
             id,
             name: name.map(String::into_boxed_str),
             rt,

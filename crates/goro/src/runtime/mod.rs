@@ -467,6 +467,7 @@ impl Drop for Runtime {
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
+        worker::drain_all_reclaimed(sh);
     }
 }
 
