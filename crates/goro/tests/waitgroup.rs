@@ -230,3 +230,36 @@ fn wait_reraises_panic_after_all_finished() {
     let h = goro::go(move || wg.wait());
     assert!(within(10, move || h.join()).unwrap_err().is_panic());
 }
+
+#[goro::test]
+fn wait_timeout_reports_whether_the_counter_reached_zero() {
+    let wg = WaitGroup::new();
+    wg.add(1);
+    let t0 = Instant::now();
+    assert!(!wg.wait_timeout(Duration::from_millis(20)));
+    assert!(t0.elapsed() >= Duration::from_millis(20));
+    let wg2 = wg.clone();
+    let h = goro::go(move || {
+        goro::time::sleep(Duration::from_millis(10));
+        wg2.done();
+    });
+    assert!(wg.wait_timeout(Duration::from_secs(10)));
+    h.join().unwrap();
+    // And from a plain thread.
+    let wg3 = WaitGroup::new();
+    wg3.add(1);
+    let t = std::thread::spawn(move || wg3.wait_timeout(Duration::from_millis(5)));
+    assert!(!t.join().unwrap());
+}
+
+#[test]
+fn wait_timeout_under_virtual_time_is_exact() {
+    goro::testing::synctest(|| {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let t0 = goro::time::now();
+        assert!(!wg.wait_timeout(Duration::from_secs(30)));
+        assert_eq!(goro::time::since(t0), Duration::from_secs(30));
+        wg.done();
+    });
+}

@@ -134,9 +134,49 @@ impl WaitGroup {
     /// Parks a goroutine; blocks a plain thread.
     #[track_caller]
     pub fn wait(&self) {
-        let site = Location::caller();
+        let done = self.wait_until(None, Location::caller());
+        debug_assert!(done);
+    }
+
+    /// Waits until the counter is zero or `timeout` has passed; true if it
+    /// reached zero. Not in Go (where one selects on a channel closed after
+    /// `Wait`); handy for bounded shutdowns.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let wg = goro::sync::WaitGroup::new();
+    /// wg.add(1);
+    /// assert!(!wg.wait_timeout(Duration::from_millis(5))); // nobody called done
+    /// wg.done();
+    /// assert!(wg.wait_timeout(Duration::from_millis(5)));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](WaitGroup::wait), when the counter reaches zero.
+    ///
+    /// # Blocking
+    ///
+    /// Parks a goroutine; blocks a plain thread.
+    #[track_caller]
+    pub fn wait_timeout(&self, timeout: std::time::Duration) -> bool {
+        let deadline = crate::runtime::timer::deadline_after(timeout);
+        self.wait_until(Some(deadline), Location::caller())
+    }
+
+    /// `wait` with an optional deadline; true if the counter reached zero.
+    fn wait_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+        site: &'static Location<'static>,
+    ) -> bool {
         let me = Unparker::current();
+        let mut reached = true;
         while self.inner.count.load(Ordering::Acquire) != 0 {
+            if deadline.is_some_and(|d| crate::time::now() >= d) {
+                reached = false;
+                break;
+            }
             {
                 let mut ws = self.inner.waiters.lock();
                 if self.inner.count.load(Ordering::Acquire) == 0 {
@@ -146,14 +186,17 @@ impl WaitGroup {
                     ws.push(me.clone());
                 }
             }
-            park::park(WaitReason::WaitGroupWait, site);
+            park::park_until(WaitReason::WaitGroupWait, site, deadline);
         }
         {
             let mut ws = self.inner.waiters.lock();
             ws.retain(|w| !w.same(&me));
         }
-        if let Some(p) = self.inner.panic.lock().take() {
-            std::panic::resume_unwind(p);
+        if reached {
+            if let Some(p) = self.inner.panic.lock().take() {
+                std::panic::resume_unwind(p);
+            }
         }
+        reached
     }
 }
