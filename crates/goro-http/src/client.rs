@@ -8,9 +8,11 @@
 //!    so connect, write and read all stop at it.
 //! 2. A connection comes from the pool (most recently used first; ones idle
 //!    longer than [`idle_timeout`] are dropped) or is dialled.
-//! 3. With a context, a **watcher** goroutine waits on `ctx.done()` and,
-//!    if it fires first, moves the socket's deadlines to now: whatever read
-//!    or write the request is blocked in fails at once, and the error says
+//! 3. With a context, a [`context::after_func`] registration (no goroutine
+//!    until the context ends; none at all for a context that cannot end)
+//!    moves the socket's deadlines to now if the context ends first:
+//!    whatever read or write the request is blocked in fails at once, a
+//!    connection it touched is not pooled again, and the error says
 //!    [`is_canceled`](Error::is_canceled) or
 //!    [`is_timeout`](Error::is_timeout) after the context's error.
 //! 4. The response is read whole (Content-Length, chunked, or until close),
@@ -37,7 +39,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use goro::chan;
 use goro::context::{self, Context};
 use goro::net::TcpStream;
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
@@ -432,7 +433,7 @@ impl Client {
     /// The body of `send`.
     fn send(&self, ctx: Option<&Context>, req: Request<Body>) -> Result<Response<Body>, Error> {
         let cfg = &self.inner.config;
-        let started = Instant::now();
+        let started = goro::time::now();
         let deadline = earliest(
             cfg.timeout.map(|d| started + d),
             ctx.and_then(Context::deadline),
@@ -510,8 +511,7 @@ impl Client {
             };
             let _ = stream.set_deadline(deadline);
             let canceled = Arc::new(AtomicBool::new(false));
-            let watcher =
-                ctx.map(|ctx| spawn_watcher(ctx.clone(), stream.clone(), canceled.clone()));
+            let watcher = ctx.map(|ctx| watch(ctx, stream.clone(), canceled.clone()));
             let res = exchange(
                 &stream,
                 &head,
@@ -519,9 +519,13 @@ impl Client {
                 method == Method::HEAD,
                 cfg.max_response_body_bytes,
             );
-            if let Some((stop, h)) = watcher {
-                drop(stop);
-                let _ = h.join();
+            if let Some(w) = watcher {
+                if !w.stop() {
+                    // The context ended: the function ran or is running, and
+                    // may yet move this socket's deadlines. Treat it as
+                    // canceled (never pooled), whatever the exchange did.
+                    canceled.store(true, Ordering::SeqCst);
+                }
             }
             match res {
                 Ok((resp, reusable)) => {
@@ -559,7 +563,10 @@ impl Client {
         let mut pool = lock(&self.inner.pool);
         let list = pool.get_mut(key)?;
         while let Some(idle) = list.pop() {
-            if cfg.idle_timeout.is_some_and(|t| idle.since.elapsed() >= t) {
+            if cfg
+                .idle_timeout
+                .is_some_and(|t| goro::time::since(idle.since) >= t)
+            {
                 continue;
             }
             return Some(idle.stream);
@@ -579,7 +586,7 @@ impl Client {
         if list.len() < cfg.max_idle_per_host {
             list.push(Idle {
                 stream,
-                since: Instant::now(),
+                since: goro::time::now(),
             });
         }
     }
@@ -640,7 +647,7 @@ fn connect(
         Err(_) => goro::net::lookup_host(format!("{}:{}", target.host, target.port))
             .map_err(|e| Error::with(ErrorKind::Connect, format!("resolve {}", target.key), e))?,
     };
-    let limit = earliest(deadline, connect_timeout.map(|d| Instant::now() + d));
+    let limit = earliest(deadline, connect_timeout.map(|d| goro::time::now() + d));
     let mut last = None;
     for addr in addrs {
         if let Some(e) = ctx.and_then(Context::err) {
@@ -648,7 +655,7 @@ fn connect(
         }
         let r = match limit {
             Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
+                let left = at.saturating_duration_since(goro::time::now());
                 if left.is_zero() {
                     return Err(Error::new(ErrorKind::Timeout, format!("connect {addr}")));
                 }
@@ -662,7 +669,7 @@ fn connect(
                 return Ok(s);
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.is_some_and(|d| goro::time::now() >= d) {
                     return Err(Error::with(
                         ErrorKind::Timeout,
                         format!("connect {addr}"),
@@ -689,25 +696,13 @@ fn connect(
     }))
 }
 
-/// Starts the goroutine that cuts the connection when `ctx` ends; dropping
-/// the returned sender stops it.
-fn spawn_watcher(
-    ctx: Context,
-    stream: Arc<TcpStream>,
-    canceled: Arc<AtomicBool>,
-) -> (chan::Sender<()>, goro::JoinHandle<()>) {
-    let (stop_tx, stop_rx) = chan::bounded::<()>(0);
-    let h = goro::go(move || {
-        let done = ctx.done();
-        goro::select! {
-            recv(done) -> _ => {
-                canceled.store(true, Ordering::SeqCst);
-                let _ = stream.set_deadline(Some(Instant::now()));
-            },
-            recv(stop_rx) -> _ => {},
-        }
-    });
-    (stop_tx, h)
+/// Arranges for the connection to be cut (its deadlines moved to now) when
+/// `ctx` ends; `stop` on the result undoes it if that has not happened.
+fn watch(ctx: &Context, stream: Arc<TcpStream>, canceled: Arc<AtomicBool>) -> context::AfterFunc {
+    context::after_func(ctx, move || {
+        canceled.store(true, Ordering::SeqCst);
+        let _ = stream.set_deadline(Some(goro::time::now()));
+    })
 }
 
 /// Maps an I/O error of an exchange.

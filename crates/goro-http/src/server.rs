@@ -661,21 +661,21 @@ impl ServerHandle {
     /// in flight until it returns.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), ShutdownError> {
         let s = &self.shared;
-        let deadline = Instant::now() + timeout;
+        let deadline = goro::time::now() + timeout;
         s.shutting_down.store(true, Ordering::SeqCst);
         if let Some(l) = lock(&s.listener).take() {
-            let _ = l.set_deadline(Some(Instant::now()));
+            let _ = l.set_deadline(Some(goro::time::now()));
         }
         // Close the idle connections; the others close after their response.
         for c in lock(&s.conns).values() {
             let mut st = lock(&c.state);
             if *st == ConnState::Idle {
                 *st = ConnState::Closing;
-                let _ = c.stream.set_read_deadline(Some(Instant::now()));
+                let _ = c.stream.set_read_deadline(Some(goro::time::now()));
             }
         }
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(goro::time::now());
             match s.done_rx.recv_timeout(left) {
                 Err(RecvTimeoutError::Closed) => return Ok(()),
                 Ok(()) => continue,
@@ -688,7 +688,7 @@ impl ServerHandle {
         }
         let open = s.open.load(Ordering::Relaxed);
         for c in lock(&s.conns).values() {
-            let _ = c.stream.set_deadline(Some(Instant::now()));
+            let _ = c.stream.set_deadline(Some(goro::time::now()));
             let _ = c.stream.shutdown(Shutdown::Both);
         }
         let _ = s.done_rx.recv_timeout(Duration::from_millis(100));
@@ -905,7 +905,7 @@ fn serve_conn(shared: &Shared, conn: &ConnShared, id: u64, peer: SocketAddr, don
 /// Shuts down writing, then reads and discards for a moment.
 fn linger(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_deadline(Some(Instant::now() + LINGER));
+    let _ = stream.set_read_deadline(Some(goro::time::now() + LINGER));
     let mut buf = [0u8; 4096];
     let mut total = 0;
     let mut r: &TcpStream = stream;
@@ -950,7 +950,7 @@ fn conn_loop(
             } else {
                 cfg.idle_timeout
             };
-            let _ = stream.set_read_deadline(wait.map(|d| Instant::now() + d));
+            let _ = stream.set_read_deadline(wait.map(|d| goro::time::now() + d));
             let res = rb.fill_with_room(&mut r, IDLE_BUF);
             *lock(&conn.state) = ConnState::Active;
             match res {
@@ -959,7 +959,7 @@ fn conn_loop(
             }
         }
         // 2. Read the head.
-        let started = Instant::now();
+        let started = goro::time::now();
         let read_deadline = cfg.read_timeout.map(|d| started + d);
         let head_deadline = earliest(cfg.read_header_timeout.map(|d| started + d), read_deadline);
         let _ = stream.set_read_deadline(head_deadline);
@@ -1037,7 +1037,7 @@ fn conn_loop(
                 );
             }
             if req.version() == Version::HTTP_11 && framing != Framing::Empty && rb.is_empty() {
-                let _ = stream.set_write_deadline(cfg.write_timeout.map(|d| Instant::now() + d));
+                let _ = stream.set_write_deadline(cfg.write_timeout.map(|d| goro::time::now() + d));
                 let mut w: &TcpStream = stream;
                 if w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
                     return Close::Now;
@@ -1114,7 +1114,7 @@ fn conn_loop(
         drop(active);
         let mut client_gone = false;
         if let Some(w) = watcher {
-            let _ = stream.set_read_deadline(Some(Instant::now()));
+            let _ = stream.set_read_deadline(Some(goro::time::now()));
             match w.join() {
                 Ok(Watch::Data(d)) => rb.extend(&d),
                 Ok(Watch::Gone) => client_gone = true,
@@ -1133,7 +1133,7 @@ fn conn_loop(
         if client_gone || (shared.shutting_down.load(Ordering::SeqCst) && rb.is_empty()) {
             keep_alive = false;
         }
-        let _ = stream.set_write_deadline(cfg.write_timeout.map(|d| Instant::now() + d));
+        let _ = stream.set_write_deadline(cfg.write_timeout.map(|d| goro::time::now() + d));
         // Counted before the bytes go out, so a client that has its
         // response also sees it counted.
         shared.requests.fetch_add(1, Ordering::Relaxed);
@@ -1195,7 +1195,7 @@ pub(crate) fn simple_response(status: StatusCode, text: &str) -> Response<Body> 
 fn refuse(shared: &Shared, stream: &TcpStream, status: StatusCode, why: &str) -> Close {
     let cfg = &shared.config;
     let _ = stream.set_write_deadline(Some(
-        Instant::now() + cfg.write_timeout.unwrap_or(Duration::from_secs(5)),
+        goro::time::now() + cfg.write_timeout.unwrap_or(Duration::from_secs(5)),
     ));
     let mut keep_alive = false;
     let resp = simple_response(status, why);
