@@ -139,7 +139,7 @@ pub(crate) fn check(rt: &Arc<Shared>, allowed: usize) -> Result<(), String> {
 ///
 /// Re-raises a panic of `f`; panics on a deadlock (with the dump) and when
 /// goroutines are still alive one virtual second after `f` returned
-/// (listing them, as [`verify_none`]).
+/// (listing them, as [`verify_none`], followed by the dump).
 #[track_caller]
 pub fn synctest<F, T>(f: F) -> T
 where
@@ -163,7 +163,11 @@ where
     let shared = rt.shared_for_tests().clone();
     let r = rt.block_on(move || {
         let v = f();
-        check(&shared, 1).map(|()| v)
+        // A leak report ends with the full dump (stacks included), taken
+        // while the leaked goroutines are still parked where they leaked.
+        check(&shared, 1)
+            .map(|()| v)
+            .map_err(|report| format!("{report}\n{}", crate::debug::dump()))
     });
     match r {
         Ok(v) => v,

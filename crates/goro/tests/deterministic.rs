@@ -227,6 +227,9 @@ fn leaks_after_the_body_are_reported() {
     });
     let msg = panic_text(r.expect_err("a leak must fail"));
     assert!(msg.contains("leaked goroutine"), "{msg}");
+    // The dump follows, with the leaked goroutine's stack.
+    assert!(msg.contains("[chan receive"), "no dump in: {msg}");
+    assert!(msg.contains("deterministic.rs"), "no stack in: {msg}");
 }
 
 #[test]
