@@ -1,11 +1,15 @@
-// mpmc: 4 producers and 4 consumers share one channel of capacity 128;
-// each producer sends 250,000 distinct values (1,000,000 in all), the
-// consumers sum what they receive. Measures a contended buffered channel.
+// mpmc: 4 producers and 4 consumers share one channel; each producer sends
+// 250,000 distinct values (1,000,000 in all), the consumers sum what they
+// receive. The capacity is the first argument (0, 1 or 128; default 128)
+// and the workload is reported as mpmc_c<capacity>. Measures a contended
+// channel.
 // Counterpart of bench/src/bin/mpmc.rs.
 package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -13,7 +17,6 @@ import (
 const (
 	producers   = 4
 	consumers   = 4
-	capacity    = 128
 	perProducer = 250_000
 	total       = producers * perProducer
 )
@@ -24,6 +27,14 @@ type tally struct {
 }
 
 func main() {
+	capacity := 128
+	if len(os.Args) > 1 {
+		c, err := strconv.Atoi(os.Args[1])
+		if err != nil {
+			panic("mpmc: capacity must be a number")
+		}
+		capacity = c
+	}
 	ch := make(chan uint64, capacity)
 	tallies := make([]tally, consumers)
 	var prodWG, consWG sync.WaitGroup
@@ -67,5 +78,5 @@ func main() {
 	if want := uint64(total) * (total - 1) / 2; sum != want {
 		panic(fmt.Sprintf("mpmc: sum is %d, want %d", sum, want))
 	}
-	fmt.Printf("RESULT mpmc %.3f ms\n", float64(elapsed.Nanoseconds())/1e6)
+	fmt.Printf("RESULT mpmc_c%d %.3f ms\n", capacity, float64(elapsed.Nanoseconds())/1e6)
 }

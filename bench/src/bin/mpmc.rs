@@ -1,7 +1,9 @@
-//! mpmc: 4 producers and 4 consumers share one channel of capacity 128; each
-//! producer sends 250,000 distinct values (1,000,000 in all), the consumers
-//! sum what they receive. Measures a contended buffered channel.
-//! Counterpart of `bench/go/mpmc/main.go`.
+//! mpmc: 4 producers and 4 consumers share one channel; each producer sends
+//! 250,000 distinct values (1,000,000 in all), the consumers sum what they
+//! receive. The capacity is the first argument (0, 1 or 128; default 128) and
+//! the workload is reported as `mpmc_c<capacity>`. Measures a contended
+//! channel: rendezvous hand-off at 0, a one-slot buffer at 1, a buffered
+//! channel at 128. Counterpart of `bench/go/mpmc/main.go`.
 #![allow(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -11,13 +13,15 @@ use goro::chan;
 
 const PRODUCERS: u64 = 4;
 const CONSUMERS: usize = 4;
-const CAPACITY: usize = 128;
 const PER_PRODUCER: u64 = 250_000;
 const TOTAL: u64 = PRODUCERS * PER_PRODUCER;
 
 #[goro::main]
 fn main() {
-    let (tx, rx) = chan::bounded::<u64>(CAPACITY);
+    let capacity: usize = std::env::args()
+        .nth(1)
+        .map_or(128, |a| a.parse().expect("mpmc: capacity must be a number"));
+    let (tx, rx) = chan::bounded::<u64>(capacity);
 
     let start = Instant::now();
     let producers: Vec<_> = (0..PRODUCERS)
@@ -59,5 +63,8 @@ fn main() {
 
     assert_eq!(count, TOTAL, "mpmc: wrong number of values received");
     assert_eq!(sum, TOTAL * (TOTAL - 1) / 2, "mpmc: wrong sum");
-    println!("RESULT mpmc {:.3} ms", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "RESULT mpmc_c{capacity} {:.3} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
 }

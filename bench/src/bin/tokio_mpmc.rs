@@ -1,6 +1,9 @@
 //! mpmc on tokio: 4 producer and 4 consumer tasks share one bounded
-//! `tokio::sync::mpsc` channel of capacity 128; each producer sends 250,000
-//! distinct values (1,000,000 in all), the consumers sum what they receive.
+//! `tokio::sync::mpsc` channel of the capacity given as the first argument
+//! (default 128). tokio has no capacity-0 channel: for 0 this side runs
+//! capacity 1 (and still reports `mpmc_c0`; the runner notes it). Each
+//! producer sends 250,000 distinct values (1,000,000 in all), the consumers
+//! sum what they receive.
 //! tokio's mpsc is single-consumer (and async-channel is not in the
 //! workspace's Cargo.lock), so the 4 consumers share the one `Receiver`
 //! behind a `tokio::sync::Mutex`, taking the lock for each `recv`: that lock
@@ -18,12 +21,11 @@ use tokio::sync::{mpsc, Mutex};
 
 const PRODUCERS: u64 = 4;
 const CONSUMERS: usize = 4;
-const CAPACITY: usize = 128;
 const PER_PRODUCER: u64 = 250_000;
 const TOTAL: u64 = PRODUCERS * PER_PRODUCER;
 
-async fn run() -> Duration {
-    let (tx, rx) = mpsc::channel::<u64>(CAPACITY);
+async fn run(capacity: usize) -> Duration {
+    let (tx, rx) = mpsc::channel::<u64>(capacity.max(1));
     let rx = Arc::new(Mutex::new(rx));
 
     let start = Instant::now();
@@ -78,6 +80,14 @@ async fn run() -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let elapsed = tokio::spawn(run()).await.expect("mpmc: main task panicked");
-    println!("RESULT mpmc {:.3} ms", elapsed.as_secs_f64() * 1e3);
+    let capacity: usize = std::env::args()
+        .nth(1)
+        .map_or(128, |a| a.parse().expect("mpmc: capacity must be a number"));
+    let elapsed = tokio::spawn(run(capacity))
+        .await
+        .expect("mpmc: main task panicked");
+    println!(
+        "RESULT mpmc_c{capacity} {:.3} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
 }
