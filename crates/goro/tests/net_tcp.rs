@@ -580,3 +580,32 @@ fn no_fd_leak_after_10k_connect_close_cycles() {
     let out = run_child(&mut child_command(name));
     assert_child_passed(name, &out);
 }
+
+/// The listener's accept backlog is the system maximum, not the socket
+/// library's 128: a burst of connections nobody accepts yet all complete
+/// their handshake (the kernel queues them), none is dropped and retried.
+#[goro::test]
+fn listener_backlog_takes_a_burst_of_connections() {
+    let max: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let burst = 600.min(max);
+    let l = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t0 = std::time::Instant::now();
+    let mut conns = Vec::new();
+    for _ in 0..burst {
+        conns.push(goro::net::TcpStream::connect(addr).unwrap());
+    }
+    // With a 128 backlog the connects beyond it wait for SYN retries (1 s,
+    // 3 s, ...) and the later ones time out.
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{burst} connects took {:?}",
+        t0.elapsed()
+    );
+    for _ in 0..burst {
+        l.accept().unwrap();
+    }
+}

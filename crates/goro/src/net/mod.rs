@@ -81,3 +81,15 @@ pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> 
     }
     Ok(addrs)
 }
+
+/// Raises a listening socket's accept backlog to the system maximum
+/// (`net.core.somaxconn`, 4096 on current kernels), as Go does; the socket
+/// libraries listen with 128 or 1024, and a burst of connections beyond the
+/// backlog is dropped and retried by clients after one second, then three.
+/// Calling `listen` again on a listening socket only changes its backlog; a
+/// backlog above the maximum is capped by the kernel.
+pub(crate) fn widen_backlog(fd: std::os::fd::RawFd) {
+    // SAFETY: `listen` on a descriptor we own; failure leaves the backlog
+    // as it was, which is harmless.
+    unsafe { libc::listen(fd, libc::c_int::MAX) };
+}

@@ -42,6 +42,7 @@ impl TcpListener {
         for a in resolve(addr)? {
             match mio::net::TcpListener::bind(a) {
                 Ok(l) => {
+                    super::widen_backlog(std::os::fd::AsRawFd::as_raw_fd(&l));
                     return Ok(TcpListener {
                         io: IoSource::new(l)?,
                     })

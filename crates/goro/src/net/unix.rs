@@ -75,7 +75,9 @@ impl UnixListener {
     /// As `std::os::unix::net::UnixListener::bind`; `AddrInUse` if the file
     /// exists.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        UnixListener::from_mio(mio::net::UnixListener::bind(path)?)
+        let l = mio::net::UnixListener::bind(path)?;
+        super::widen_backlog(std::os::fd::AsRawFd::as_raw_fd(&l));
+        UnixListener::from_mio(l)
     }
 
     /// Binds to `addr` (a path name, or an abstract name on Linux) and
@@ -85,7 +87,9 @@ impl UnixListener {
     ///
     /// As `std::os::unix::net::UnixListener::bind_addr`.
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
-        UnixListener::from_mio(mio::net::UnixListener::bind_addr(addr)?)
+        let l = mio::net::UnixListener::bind_addr(addr)?;
+        super::widen_backlog(std::os::fd::AsRawFd::as_raw_fd(&l));
+        UnixListener::from_mio(l)
     }
 
     fn from_mio(l: mio::net::UnixListener) -> io::Result<UnixListener> {
