@@ -45,7 +45,7 @@ impl TcpListener {
                     super::widen_backlog(std::os::fd::AsRawFd::as_raw_fd(&l));
                     return Ok(TcpListener {
                         io: IoSource::new(l)?,
-                    })
+                    });
                 }
                 Err(e) => last = Some(e),
             }
