@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use goro::Runtime;
 
+/// The stall hook is process-wide: tests that set it run one at a time.
+static HOOK: Mutex<()> = Mutex::new(());
+
 /// Spins on the CPU for `d` of this thread's CPU time without any runtime
 /// call (never parks). CPU time, not wall time: the monitor discounts time
 /// the OS kept the thread off the CPU, so on a loaded machine a wall-clock
@@ -34,6 +37,7 @@ fn thread_cpu_time() -> Duration {
 /// a duration of at least the 10 ms threshold; one that parks is not.
 #[test]
 fn a_goroutine_holding_its_worker_is_reported_once() {
+    let _serial = HOOK.lock().unwrap_or_else(|e| e.into_inner());
     let reports = Arc::new(Mutex::new(Vec::new()));
     let r = reports.clone();
     goro::debug::set_stall_hook(move |rep| r.lock().unwrap().push(rep.clone()));
@@ -70,4 +74,30 @@ fn a_goroutine_holding_its_worker_is_reported_once() {
     let text = rep.to_string();
     assert!(text.contains("goro::blocking"), "{text}");
     assert_eq!(reports.len(), 1, "only the spinner: {reports:?}");
+}
+
+/// A goroutine stuck in a blocking system call (here `std::thread::sleep`)
+/// holds its worker just as a computing one does, though it uses no CPU:
+/// it is reported too.
+#[test]
+fn a_goroutine_in_a_blocking_syscall_is_reported() {
+    let _serial = HOOK.lock().unwrap_or_else(|e| e.into_inner());
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let r = reports.clone();
+    goro::debug::set_stall_hook(move |rep| r.lock().unwrap().push(rep.clone()));
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let id = rt.block_on(|| {
+        let h = goro::go(|| std::thread::sleep(Duration::from_millis(60)));
+        let id = h.id();
+        h.join().unwrap();
+        id
+    });
+    drop(rt);
+    goro::debug::reset_stall_hook();
+    let reports = reports.lock().unwrap();
+    assert_eq!(
+        reports.iter().filter(|r| r.id == id).count(),
+        1,
+        "reported once: {reports:?}"
+    );
 }

@@ -42,16 +42,29 @@ struct Seen {
     switches: u64,
     /// When this goroutine was first seen running without a switch.
     since: Option<Instant>,
-    /// The thread's run-queue wait (ns, from schedstat) when the goroutine
-    /// was first seen still running at a second sample.
-    wait_base: Option<u64>,
+    /// The thread's (CPU time, run-queue wait) in ns, from schedstat, when
+    /// the goroutine was first seen still running at a second sample.
+    base: Option<(u64, u64)>,
 }
 
-/// Nanoseconds thread `tid` has spent runnable but not running (preempted by
-/// the OS), from `/proc/self/task/<tid>/schedstat`.
-fn runqueue_wait_ns(tid: i32) -> Option<u64> {
+/// Nanoseconds thread `tid` has spent on the CPU and runnable but not
+/// running (preempted by the OS), from `/proc/self/task/<tid>/schedstat`.
+fn schedstat(tid: i32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    s.split_whitespace().nth(1)?.parse().ok()
+    let mut f = s.split_whitespace();
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// Whether thread `tid` is asleep in the kernel (a blocking system call)
+/// rather than running or runnable, from `/proc/self/task/<tid>/stat`.
+fn blocked_in_kernel(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let state = s.rsplit_once(')')?.1.split_whitespace().next()?;
+            Some(matches!(state, "S" | "D"))
+        })
+        .unwrap_or(false)
 }
 
 /// Body of the monitor thread of `rt`.
@@ -76,7 +89,7 @@ pub(crate) fn run(rt: Arc<Shared>) {
                     id,
                     switches: sw,
                     since: if id != 0 { Some(now) } else { None },
-                    wait_base: None,
+                    base: None,
                 };
                 busy |= id != 0;
                 continue;
@@ -84,18 +97,28 @@ pub(crate) fn run(rt: Arc<Shared>) {
             busy = true;
             let Some(since) = s.since else { continue };
             let tid = w.tid.load(Ordering::Relaxed);
-            if s.wait_base.is_none() {
-                s.wait_base = runqueue_wait_ns(tid);
+            if s.base.is_none() {
+                s.base = schedstat(tid);
             }
             let mut held = now.duration_since(since);
             if held < STALL || reported.contains(&id) {
                 continue;
             }
             // Time the OS kept the worker thread off the CPU is not the
-            // goroutine's doing (a busy machine): discount it.
-            if let (Some(base), Some(cur)) = (s.wait_base, runqueue_wait_ns(tid)) {
-                held = held.saturating_sub(Duration::from_nanos(cur.saturating_sub(base)));
+            // goroutine's doing (a busy machine): discount it. The kernel
+            // adds a run-queue wait to schedstat only once the wait ends, so
+            // a thread preempted right now still looks busy; hence a second
+            // test: a goroutine that computes has used the CPU for most of
+            // the time, one in a blocking system call is asleep in the
+            // kernel. Anything else (runnable, barely any CPU) is the OS's
+            // doing, not a stall.
+            if let (Some((cpu0, wait0)), Some((cpu, wait))) = (s.base, schedstat(tid)) {
+                held = held.saturating_sub(Duration::from_nanos(wait.saturating_sub(wait0)));
                 if held < STALL {
+                    continue;
+                }
+                let on_cpu = Duration::from_nanos(cpu.saturating_sub(cpu0));
+                if on_cpu < STALL / 2 && !blocked_in_kernel(tid) {
                     continue;
                 }
             }
