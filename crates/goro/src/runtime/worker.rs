@@ -868,15 +868,19 @@ impl Worker {
             return Some(g);
         }
         self.streak.set(0);
+        // Goroutines woken from other threads (socket readiness, timers of
+        // plain threads, other workers) join the run queue before any
+        // never-started goroutine runs: work in progress first, so that a
+        // backlog of new goroutines (a burst of connections) cannot hold
+        // back the requests already being served.
+        self.drain_inbox();
         if let Some(g) = self.runq.borrow_mut().pop_front() {
             return Some(g);
         }
         if let Some(g) = self.unstarted.pop() {
             return Some(g);
         }
-        self.drain_inbox();
-        let g = self.runq.borrow_mut().pop_front();
-        g.or_else(|| self.yieldq.borrow_mut().pop_front())
+        self.yieldq.borrow_mut().pop_front()
     }
 
     /// Work taken from the injector or other workers.
