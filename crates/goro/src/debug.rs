@@ -466,6 +466,41 @@ pub struct Stats {
     pub io_waiters: usize,
     /// `goro::blocking` jobs queued or running (process-wide).
     pub blocking_jobs: usize,
+    /// Idle-stack compaction (process-wide counters; see
+    /// [`RuntimeBuilder::stack_compaction`](crate::RuntimeBuilder::stack_compaction)).
+    pub compaction: CompactionStats,
+}
+
+/// Idle-stack compaction counters, from [`stats`]. Process-wide: every
+/// runtime's compacted goroutines are counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionStats {
+    /// Compaction threshold of the current runtime; `None`: off.
+    pub threshold: Option<std::time::Duration>,
+    /// Why compaction cannot run in this process, if it cannot (then it is
+    /// off whatever was asked).
+    pub unavailable: Option<String>,
+    /// Goroutines whose stack is compacted now.
+    pub compacted: u64,
+    /// Stack memory given back by the compacted stacks now, net of their
+    /// buffers (bytes).
+    pub bytes_saved: u64,
+    /// Compactions since the process started.
+    pub compactions: u64,
+    /// Stacks left alone (too deep, or the kernel refused the move).
+    pub skipped: u64,
+    /// Restores by the home worker before resuming a goroutine.
+    pub owner_restores: u64,
+    /// Restores by the fault handler (another thread touched a compacted
+    /// stack).
+    pub handler_restores: u64,
+    /// Never-touched stack pages of registered slabs filled by the handler.
+    pub lazy_fills: u64,
+    /// Median latency of owner restores (bucketed: within 19 %).
+    pub median_restore: std::time::Duration,
+    /// Slowest owner restore.
+    pub max_restore: std::time::Duration,
 }
 
 /// Counters of the current runtime (the default one on a plain thread).
@@ -526,7 +561,51 @@ pub fn stats() -> Stats {
     }
     st.io_waiters = crate::runtime::poller::waiting();
     st.blocking_jobs = crate::blocking::in_flight();
+    st.compaction = compaction_stats(&rt);
     st
+}
+
+/// Goroutines of the current runtime whose stack is compacted now (for
+/// tests of stack compaction).
+#[doc(hidden)]
+pub fn compacted_goroutines() -> usize {
+    use std::sync::atomic::Ordering;
+    let rt = crate::runtime::current_shared();
+    rt.workers
+        .iter()
+        .map(|w| {
+            w.registry
+                .lock()
+                .slots
+                .iter()
+                .flatten()
+                .filter(|g| {
+                    g.saved_sp.load(Ordering::Relaxed) & crate::runtime::compact::COMPACTED_BIT != 0
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// The compaction counters for runtime `rt`.
+fn compaction_stats(rt: &crate::runtime::worker::Shared) -> CompactionStats {
+    use crate::runtime::compact::{self, COUNTERS};
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+    let after = rt.compact_after_ms;
+    CompactionStats {
+        threshold: (after != 0).then(|| Duration::from_millis(after)),
+        unavailable: compact::probe_result().err().map(str::to_owned),
+        compacted: COUNTERS.compacted_now.load(Relaxed),
+        bytes_saved: COUNTERS.bytes_saved.load(Relaxed),
+        compactions: COUNTERS.compactions.load(Relaxed),
+        skipped: COUNTERS.skipped.load(Relaxed),
+        owner_restores: COUNTERS.owner_restores.load(Relaxed),
+        handler_restores: COUNTERS.handler_restores.load(Relaxed),
+        lazy_fills: COUNTERS.lazy_fills.load(Relaxed),
+        median_restore: Duration::from_nanos(compact::median_restore_ns()),
+        max_restore: Duration::from_nanos(COUNTERS.max_restore_ns.load(Relaxed)),
+    }
 }
 
 impl Stats {
@@ -628,6 +707,59 @@ impl Stats {
             "gauge",
             "Blocking-pool jobs queued or running.",
             vec![(String::new(), self.blocking_jobs.to_string())],
+        );
+        let c = &self.compaction;
+        let one = |v: String| vec![(String::new(), v)];
+        metric(
+            "goro_stack_compaction_enabled",
+            "gauge",
+            "Whether idle-stack compaction is on for this runtime.",
+            one(u8::from(c.threshold.is_some()).to_string()),
+        );
+        metric(
+            "goro_stack_compacted_goroutines",
+            "gauge",
+            "Goroutines whose stack is compacted now.",
+            one(c.compacted.to_string()),
+        );
+        metric(
+            "goro_stack_compaction_saved_bytes",
+            "gauge",
+            "Stack memory given back by compacted stacks, net of their buffers.",
+            one(c.bytes_saved.to_string()),
+        );
+        metric(
+            "goro_stack_compactions_total",
+            "counter",
+            "Stack compactions.",
+            one(c.compactions.to_string()),
+        );
+        metric(
+            "goro_stack_restores_total",
+            "counter",
+            "Compacted stacks restored, by whom.",
+            vec![
+                ("{by=\"owner\"}".to_string(), c.owner_restores.to_string()),
+                (
+                    "{by=\"fault_handler\"}".to_string(),
+                    c.handler_restores.to_string(),
+                ),
+            ],
+        );
+        metric(
+            "goro_stack_restore_seconds",
+            "gauge",
+            "Owner restore latency.",
+            vec![
+                (
+                    "{quantile=\"0.5\"}".to_string(),
+                    c.median_restore.as_secs_f64().to_string(),
+                ),
+                (
+                    "{quantile=\"1\"}".to_string(),
+                    c.max_restore.as_secs_f64().to_string(),
+                ),
+            ],
         );
         s
     }

@@ -178,11 +178,18 @@ pub(crate) struct Goroutine {
     /// The coroutine's yielder, valid while `body` is `Running`. Only touched
     /// on the goroutine's own stack.
     pub(crate) yielder: Cell<*const Yielder<(), Switch>>,
+    /// Stack pointer at its last switch out (stored in `suspend`, on its
+    /// own stack), 0 before the first: what stack compaction keeps is at and
+    /// above it. Bit 0 (`compact::COMPACTED_BIT`; stack pointers are word
+    /// aligned) is set by the home worker when it compacted the stack, and
+    /// checked (one relaxed load) before every resume. Only its home thread
+    /// writes it; atomic so that stats may read it.
+    pub(crate) saved_sp: AtomicUsize,
 }
 
-// SAFETY: `body` and `yielder` are only accessed by the one worker that is
-// running the goroutine (module docs: before the first run ownership moves
-// with the queue that holds it, which synchronises; after it the goroutine is
+// SAFETY: `body` and `yielder` are only accessed
+// by the one worker that is running the goroutine (module docs: before the
+// first run ownership moves with the queue that holds it, which synchronises; after it the goroutine is
 // pinned to `home`). Everything else is atomic or immutable.
 unsafe impl Sync for Goroutine {}
 // SAFETY: as above; the unstarted closure is `Send`, and a started coroutine
@@ -237,6 +244,7 @@ impl Goroutine {
             slot: AtomicUsize::new(usize::MAX),
             body: UnsafeCell::new(Body::Unstarted(Unstarted(task))),
             yielder: Cell::new(std::ptr::null()),
+            saved_sp: AtomicUsize::new(0),
             has_labels: AtomicBool::new(labels.is_some()),
             labels: parking_lot::Mutex::new(labels),
             parked_at: AtomicU64::new(0),
@@ -306,6 +314,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Goroutine>) -> R) -> R {
 }
 
 /// Parks the running goroutine (see `park.rs` for the protocol).
+#[inline]
 pub(crate) fn park_current(
     reason: WaitReason,
     site: &'static Location<'static>,
@@ -353,7 +362,7 @@ fn traced(g: &Goroutine) {
 static COARSE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// The coarse clock's origin.
-fn coarse_base() -> Instant {
+pub(crate) fn coarse_base() -> Instant {
     static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     *BASE.get_or_init(Instant::now)
 }
@@ -382,6 +391,11 @@ fn check_cancelled(g: &Goroutine) {
 fn suspend(g: &Goroutine, how: Switch) {
     let y = g.yielder.get();
     debug_assert!(!y.is_null());
+    // Everything live on this stack while it is switched out is at or above
+    // this (give or take the switch itself: `compact::SP_MARGIN`).
+    // (Bit 0 is clear: the stack was restored before this resume.)
+    g.saved_sp
+        .store(super::compact::stack_pointer(), Ordering::Relaxed);
     // SAFETY: `yielder` was set by the coroutine's entry closure on this very
     // stack and stays valid until the coroutine returns; we are inside it.
     unsafe { (*y).suspend(how) };

@@ -1,5 +1,6 @@
 //! Loom models of the protocols where a lost wake-up would hang a goroutine:
-//! the park token, the worker sleep handshake, and the channel waiter claim.
+//! the park token, the worker sleep handshake, and the channel waiter claim;
+//! and of stack compaction's slot state machine.
 //! They exercise the real functions (`begin_park`, `notify`,
 //! `ThreadParker`, `announce_sleep`/`must_wake`, `WaitCtx`), compiled
 //! against loom's atomics.
@@ -234,5 +235,144 @@ fn loom_semaphore_fifo_hand_off() {
         big.join().unwrap();
         small.join().unwrap();
         assert!(s.try_acquire(2), "all units are back");
+    });
+}
+
+/// Stack compaction's slot state machine (`compact.rs`), modelled with the
+/// kernel's page as a lock-protected `Option` (`None`: missing, so an access
+/// faults; `UFFDIO_MOVE` takes the page atomically, `UFFDIO_COPY` fills only
+/// a missing page). The home worker compacts the slot and later restores it
+/// before resuming the goroutine, while a foreign thread writes the stack
+/// (faulting into the handler's protocol when the page is gone). The
+/// foreign write is never lost, a restore never finds the page present (the
+/// `EEXIST` the real code aborts on), and the owner never sees
+/// `COMPACTING`. (A model of the protocol, not of the ioctl-issuing code.)
+#[test]
+fn loom_compaction_state_machine() {
+    use super::compact::{COMPACTED, COMPACTING, RESIDENT, RESTORING};
+    use loom::sync::atomic::AtomicU8;
+    use loom::sync::Mutex;
+
+    struct Slot {
+        state: AtomicU8,
+        page: Mutex<Option<u64>>,
+        /// The buffer; touched only by the holder of the state.
+        buf: loom::cell::UnsafeCell<u64>,
+    }
+    // SAFETY: `buf` is only touched by the holder of the slot's state.
+    unsafe impl Sync for Slot {}
+
+    /// Restores from the buffer; the caller holds RESTORING.
+    fn restore(s: &Slot) {
+        // SAFETY: the caller holds the slot in RESTORING.
+        let v = s.buf.with(|b| unsafe { *b });
+        let mut p = s.page.lock().unwrap();
+        assert!(p.is_none(), "UFFDIO_COPY over a present page");
+        *p = Some(v);
+    }
+
+    /// The fault handler for a missing page of the slot.
+    fn on_fault(s: &Slot) {
+        loop {
+            match s.state.load(Ordering::Acquire) {
+                COMPACTED => {
+                    if s.state
+                        .compare_exchange(
+                            COMPACTED,
+                            RESTORING,
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        restore(s);
+                        s.state.store(RESIDENT, Ordering::Release);
+                    }
+                }
+                COMPACTING | RESTORING => thread::yield_now(),
+                _ => {
+                    if s.state
+                        .compare_exchange(RESIDENT, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    // Lazy fill (or a stale message: the page is there).
+                    let mut p = s.page.lock().unwrap();
+                    if p.is_none() {
+                        *p = Some(0);
+                    }
+                    drop(p);
+                    s.state.store(RESIDENT, Ordering::Release);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A user-mode read-modify-write of the stack word.
+    fn access(s: &Slot, f: impl Fn(u64) -> u64) -> u64 {
+        loop {
+            {
+                let mut p = s.page.lock().unwrap();
+                if let Some(v) = p.as_mut() {
+                    *v = f(*v);
+                    return *v;
+                }
+            }
+            on_fault(s);
+        }
+    }
+
+    loom::model(|| {
+        let s = Arc::new(Slot {
+            state: AtomicU8::new(RESIDENT),
+            page: Mutex::new(Some(1)),
+            buf: loom::cell::UnsafeCell::new(0),
+        });
+        let foreign = {
+            let s = s.clone();
+            thread::spawn(move || access(&s, |v| v + 10))
+        };
+        // Home worker: compact (the goroutine is suspended).
+        if s.state
+            .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            let v = s.page.lock().unwrap().take(); // UFFDIO_MOVE
+                                                   // SAFETY: we hold the slot in COMPACTING.
+            s.buf.with_mut(|b| unsafe { *b = v.unwrap_or(0) });
+            s.state.store(COMPACTED, Ordering::Release);
+        }
+        // Later, before resuming the goroutine: restore if needed.
+        loop {
+            match s.state.load(Ordering::Acquire) {
+                COMPACTED => {
+                    if s.state
+                        .compare_exchange(
+                            COMPACTED,
+                            RESTORING,
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        restore(&s);
+                        s.state.store(RESIDENT, Ordering::Release);
+                        break;
+                    }
+                }
+                RESIDENT => break,
+                RESTORING => thread::yield_now(),
+                _ => panic!("the owner saw COMPACTING"),
+            }
+        }
+        // The goroutine runs again and reads its word.
+        let mine = access(&s, |v| v);
+        let theirs = foreign.join().unwrap();
+        let end = access(&s, |v| v);
+        assert_eq!(end, 11, "the foreign write was lost");
+        assert!(mine == 1 || mine == 11);
+        assert!(theirs == 11);
     });
 }

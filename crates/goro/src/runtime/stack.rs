@@ -14,9 +14,10 @@
 //!   mapping; on older kernels `mprotect(PROT_NONE)` is used instead (two
 //!   mappings per stack, so `vm.max_map_count` caps the goroutine count; the
 //!   error then says so).
-//! * The initial stack pointer of slot `n` sits `64 * (n % 32)` bytes below
-//!   the slot's end, so hot frames of many goroutines do not all map to the
-//!   same L1 sets.
+//! * The initial stack pointer of a slot sits `64 * ((bottom / slot_size) %
+//!   32)` bytes below the slot's end (adjacent slots differ), so hot frames
+//!   of many goroutines do not all map to the same L1 sets; it is a function
+//!   of the slot's address ([`top_of`]).
 //! * Only touched pages cost memory. Freed stacks go to the worker's pool
 //!   (warm, for the runtime's default size), then to a global free list; past
 //!   `GLOBAL_DIRTY_CAP` dirty stacks the pages are returned with
@@ -44,7 +45,7 @@ const GLOBAL_DIRTY_CAP: usize = 1024;
 /// Warm stacks kept per worker.
 pub(crate) const WORKER_POOL_CAP: usize = 256;
 /// Most slabs the overflow table can describe.
-const MAX_SLABS: usize = 1 << 14;
+pub(crate) const MAX_SLABS: usize = 1 << 14;
 
 /// One goroutine stack: a slot of a slab.
 #[derive(Debug)]
@@ -83,7 +84,7 @@ struct Class {
     cur: usize,
     /// End of the current slab.
     end: usize,
-    /// Slots carved so far (for the stagger).
+    /// Slots carved so far.
     carved: usize,
 }
 
@@ -219,13 +220,17 @@ pub(crate) fn alloc(slot_size: usize) -> io::Result<SlotStack> {
     let bottom = class.cur;
     install_guard(bottom)?;
     class.cur += slot_size;
-    let stagger = 64 * (class.carved % 32);
     class.carved += 1;
     Ok(SlotStack {
         bottom,
-        top: bottom + slot_size - stagger,
+        top: top_of(bottom, slot_size),
         slot_size,
     })
+}
+
+/// Initial stack pointer of the slot at `bottom` (its end minus the stagger).
+pub(crate) fn top_of(bottom: usize, slot_size: usize) -> usize {
+    bottom + slot_size - 64 * ((bottom / slot_size) % 32)
 }
 
 /// Returns a stack to the global allocator.
@@ -246,6 +251,7 @@ pub(crate) fn free(stack: SlotStack) {
             libc::MADV_DONTNEED,
         );
     }
+    super::compact::after_release(stack.bottom, stack.slot_size, 2);
     let mut classes = CLASSES.lock();
     class_mut(&mut classes, stack.slot_size).clean.push(stack);
 }
@@ -295,6 +301,40 @@ impl StackPool {
     pub(crate) fn drain(&mut self) {
         for s in self.stacks.drain(..) {
             free(s);
+        }
+    }
+}
+
+/// Whether stack guards are `MADV_GUARD_INSTALL` markers (one mapping per
+/// slab), as stack compaction requires.
+pub(crate) fn guards_are_markers() -> bool {
+    !USE_MPROTECT.load(Ordering::Relaxed)
+}
+
+/// The slab holding `addr`: `(index, start, end, slot_size)`, where `index`
+/// is stable for the life of the process. Lock-free (the compaction fault
+/// handler calls it).
+pub(crate) fn slab_index(addr: usize) -> Option<(usize, usize, usize, usize)> {
+    let n = NSLABS.load(Ordering::Acquire);
+    for (i, slab) in SLABS.iter().enumerate().take(n) {
+        let start = slab[0].load(Ordering::Relaxed);
+        let end = slab[1].load(Ordering::Relaxed);
+        if addr >= start && addr < end {
+            return Some((i, start, end, slab[2].load(Ordering::Relaxed)));
+        }
+    }
+    None
+}
+
+/// Stops carving new slots from the slab `[start, end)` (it is being
+/// registered for stack compaction, where never-touched pages fault to the
+/// handler); the next slot of its class comes from a fresh slab. Freed
+/// slots of that slab are still reused.
+pub(crate) fn stop_carving(start: usize, end: usize) {
+    let mut classes = CLASSES.lock();
+    for c in classes.iter_mut() {
+        if c.end == end && c.cur >= start {
+            c.cur = c.end;
         }
     }
 }

@@ -107,6 +107,9 @@ pub(crate) struct Shared {
     /// Virtual time and seeded scheduling (`goro::testing`); `None` for an
     /// ordinary runtime, whose workers then never look at it.
     pub(crate) det: Option<Box<Det>>,
+    /// Compact the stacks of goroutines parked this long (ms); 0: off
+    /// (`compact.rs`).
+    pub(crate) compact_after_ms: u64,
 }
 
 /// The part of a worker other threads may touch.
@@ -269,6 +272,7 @@ impl Shared {
         stack_size: usize,
         slot_size: usize,
         det: Option<Box<Det>>,
+        compact_after_ms: u64,
     ) -> (Arc<Shared>, Vec<Deque<GRef>>) {
         let deques: Vec<Deque<GRef>> = (0..workers).map(|_| Deque::new_lifo()).collect();
         let ws = deques
@@ -316,6 +320,7 @@ impl Shared {
             main_mode: AtomicBool::new(false),
             spawned_outside: std::sync::atomic::AtomicU64::new(0),
             det,
+            compact_after_ms,
         });
         (shared, deques)
     }
@@ -445,6 +450,8 @@ pub(crate) struct Worker {
     /// Finished goroutines spawned by other workers, per spawning worker,
     /// waiting to be handed back in one push (see `retire`).
     retired: RefCell<Vec<Retired>>,
+    /// Stack compaction state (`compact.rs`).
+    compact: super::compact::Local,
 }
 
 /// A chain of retired records (owning `Arc::into_raw` pointers linked through
@@ -614,6 +621,7 @@ impl Worker {
             rng: Cell::new(
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
             ),
+            compact: super::compact::Local::default(),
         }
     }
 
@@ -1003,10 +1011,18 @@ impl Worker {
         }
         announce_sleep(&me.sleeping);
         if !self.work_visible() {
-            let deadline = me
+            let mut deadline = me
                 .timers
                 .next_deadline()
                 .map(|ns| self.shared.epoch + std::time::Duration::from_nanos(ns));
+            if self.shared.compact_after_ms != 0 {
+                // Wake up when parked goroutines become due for compaction.
+                let sw = me.switches.load(Ordering::Relaxed);
+                if let Some(ms) = self.compact.wake_at_ms(sw) {
+                    let at = super::goroutine::coarse_base() + std::time::Duration::from_millis(ms);
+                    deadline = Some(deadline.map_or(at, |d| d.min(at)));
+                }
+            }
             bump(&me.sleeps);
             // While goroutines wait on sockets, sleep where their readiness
             // can wake us directly (unless a timer is due within 2 ms: epoll
@@ -1115,23 +1131,49 @@ impl Worker {
         if let Some(det) = self.shared.det.as_deref() {
             return self.run_det(det);
         }
+        // Set after a compaction pass did work: the next look for work
+        // skips the spin (a pass is the better use of an idle worker).
+        let mut compacting = false;
         loop {
             if let Some(g) = self.find_local() {
+                compacting = false;
                 self.run_goroutine(g, BUDGET);
                 continue;
             }
             if self.shared.exit.load(Ordering::Acquire) {
                 break;
             }
-            if let Some(g) = self.find_remote().or_else(|| self.spin()) {
+            let found = self
+                .find_remote()
+                .or_else(|| if compacting { None } else { self.spin() });
+            if let Some(g) = found {
+                compacting = false;
                 self.run_goroutine(g, BUDGET);
                 continue;
             }
             if self.shared.exit.load(Ordering::Acquire) {
                 break;
             }
+            if self.shared.compact_after_ms != 0 && self.compact_idle() {
+                compacting = true;
+                continue; // compacted a batch: look for work before the next
+            }
+            compacting = false;
             self.sleep();
         }
+    }
+
+    /// About to sleep: compacts a batch of long-parked goroutines' stacks
+    /// (on the scheduler stack, between goroutines). True if it did.
+    #[cold]
+    fn compact_idle(&self) -> bool {
+        let sw = self.me().switches.load(Ordering::Relaxed);
+        super::compact::idle_pass(
+            &self.compact,
+            &self.me().registry,
+            self.shared.compact_after_ms,
+            sw,
+        )
     }
 
     /// Serves goroutine-dump requests: resumes every suspended goroutine
@@ -1149,6 +1191,9 @@ impl Worker {
                 // touches its body and it is suspended, not running.
                 let body = unsafe { &mut *g.body.get() };
                 let Body::Running(coro) = body else { continue };
+                if g.saved_sp.load(Ordering::Relaxed) & super::compact::COMPACTED_BIT != 0 {
+                    super::compact::restore_for_resume(&g, &self.compact);
+                }
                 g.tracing.store(true, Ordering::Release);
                 self.current.set(Arc::as_ptr(&g));
                 let r = coro.resume(());
@@ -1210,6 +1255,10 @@ impl Worker {
             // Finished goroutines are never queued.
             unreachable!("goroutine {} queued after it finished", g.id)
         };
+        // A compacted stack comes back before the switch (one load when not).
+        if g.saved_sp.load(Ordering::Relaxed) & super::compact::COMPACTED_BIT != 0 {
+            super::compact::restore_for_resume(&g, &self.compact);
+        }
         self.current.set(Arc::as_ptr(&g));
         self.budget.set(budget);
         let me = self.me();

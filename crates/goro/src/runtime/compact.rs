@@ -1,0 +1,1073 @@
+//! Idle-stack compaction (docs/design.md, "Idle-stack compaction").
+//!
+//! The used part of a long-parked goroutine's stack (saved stack pointer to
+//! top) is moved out of the stack slot into a small heap buffer and the pages
+//! go back to the kernel. The address range stays reserved and is registered
+//! with a `userfaultfd`, so *any* access to a compacted page, by any thread
+//! (a `std::thread::scope` thread reading a parked goroutine's local, a
+//! `goro::scope` child, a waiter record living on the stack, a syscall
+//! writing into a stack buffer), blocks in the kernel until the bytes are
+//! back: compaction is invisible. The home worker restores a goroutine
+//! before it resumes it (no fault round trip); a handler thread restores for
+//! everyone else.
+//!
+//! # Per-slot state machine (`SlotMeta::state`)
+//!
+//! ```text
+//!            compact: CAS, home worker only,        restore: CAS by the owner (before resume)
+//!            goroutine suspended                    or by the fault handler
+//!  RESIDENT ─────────────► COMPACTING ──────► COMPACTED ───────────────► RESTORING ──► RESIDENT
+//!     ▲ │ CAS                    │ store(Release)          CAS                   │ store(Release)
+//!     │ └──◄─ MOVE failed ───────┘                                               │
+//!     │      handler lazy fill / owner buffer release: CAS RESIDENT → RESTORING  │
+//!     └──────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! * `RESIDENT`: nothing of the slot lives in a buffer. A missing page can
+//!   still fault (a never-touched page of a registered slab): the handler
+//!   zero-fills it while holding the slot in `RESTORING`, so no compaction
+//!   can move pages out between its look at the state and its fill.
+//! * `COMPACTING`: held by the home worker, on its scheduler stack. The used
+//!   pages are moved out with `UFFDIO_MOVE` into the worker's holding area,
+//!   copied into the buffer (allocated *before* the CAS), then published.
+//!   The holder allocates nothing, takes no lock and touches no compactable
+//!   memory, so the handler's wait on this state is bounded.
+//! * `COMPACTED`: the bytes `[lo, top)` are in `Saved::buf`; the pages
+//!   `[page_lo, slot end)` are unpopulated.
+//! * `RESTORING`: held by the one thread that won the CAS (the owner about
+//!   to resume the goroutine, or the handler). It refills the pages with one
+//!   `UFFDIO_COPY`, which also wakes every thread blocked on them.
+//!
+//! A *wake* of the goroutine never touches this word: it only makes the
+//! goroutine runnable on its home worker, which restores it before switching
+//! to it. Compaction also runs only on the home worker, between goroutines,
+//! so the owner never observes `COMPACTING`, no wake is lost, and none races
+//! the copy.
+//!
+//! # Why the copy is consistent
+//!
+//! `UFFDIO_MOVE` atomically unmaps a stack page (with a TLB flush) and maps
+//! the *same physical page* in the holding area: a store by another thread
+//! either landed before the move (and is in the page copied from) or faults
+//! afterwards and waits for a restore, which sees the copy. `UFFDIO_COPY`
+//! never overwrites a present page, so a restore cannot clobber bytes stored
+//! after an earlier restore. (The tempting `memcpy` + `MADV_DONTNEED` loses
+//! a store made between the two: undefined behaviour from safe code.)
+//!
+//! # Registration, lazily
+//!
+//! Slabs are registered with the uffd only when the compactor first
+//! compacts a slot in them (one ioctl). From then on a never-touched page of
+//! that slab faults to the handler once (a goroutine growing deeper than
+//! ever, or a stack whose pages were released), and the allocator stops
+//! carving new slots from it: fresh goroutines start in unregistered slabs
+//! at exactly today's cost. Programs with no goroutine parked past the
+//! threshold never register anything.
+//!
+//! # When it is off
+//!
+//! [`probe`] turns compaction off, and says why, when the process cannot
+//! open a userfaultfd that handles kernel-mode faults (with
+//! `UFFD_USER_MODE_ONLY` a `read(2)` into a compacted buffer would fail with
+//! `EFAULT`), when the kernel lacks `UFFDIO_MOVE` (Linux < 6.8) or
+//! `MADV_GUARD_INSTALL` (Linux < 6.13). Slabs are then never registered.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::goroutine::{GRef, Goroutine};
+use super::stack;
+use super::uffd::{self, Uffd, UffdMsg, PAGE};
+use super::worker::Registry;
+
+/// Slot states (see the module docs).
+pub(crate) const RESIDENT: u8 = 0;
+/// Held by the compacting home worker.
+pub(crate) const COMPACTING: u8 = 1;
+/// Bytes in the buffer, pages gone.
+pub(crate) const COMPACTED: u8 = 2;
+/// Held by a restorer (owner or handler), or by the handler's lazy fill.
+pub(crate) const RESTORING: u8 = 3;
+
+/// Bytes kept below the saved stack pointer: the context switch that
+/// follows the point where `suspend` reads the stack pointer
+/// (`Yielder::suspend` and corosensei's register pushes) stores below it.
+/// Measured (test `margin_covers_the_switch`): 24 bytes in optimised builds
+/// (`Yielder::suspend` inlined, three pushed words), 616 in debug builds.
+pub(crate) const SP_MARGIN: usize = if cfg!(debug_assertions) { 2048 } else { 128 };
+/// Bit of `Goroutine::saved_sp` telling its home worker that the stack was
+/// compacted (and may still be; the slot state says).
+pub(crate) const COMPACTED_BIT: usize = 1;
+/// Holding-area pages per worker: stacks using more are not compacted.
+const HOLD_PAGES: usize = 256;
+/// Most goroutines compacted per pass (a pass is ~2–5 µs per goroutine, so
+/// runnable goroutines wait at most a few hundred µs).
+pub(crate) const BATCH: usize = 64;
+/// Registry entries looked at per pass at most.
+const SCAN: usize = 16 * 1024;
+
+/// What a compacted slot keeps. Touched only by the holder of the slot's
+/// `COMPACTING`/`RESTORING` state.
+struct Saved {
+    /// Lowest saved address.
+    lo: usize,
+    /// First page moved out (`lo` rounded down).
+    page_lo: usize,
+    /// End of the saved bytes (the goroutine's initial stack pointer).
+    top: usize,
+    /// End of the slot (page aligned).
+    end: usize,
+    /// `[lo, top)`. Allocated by the compactor before `COMPACTING`; never
+    /// freed by the handler thread (it must not call the allocator).
+    buf: Vec<u8>,
+    /// Bytes accounted in `BYTES_SAVED` for this compaction.
+    saved_bytes: usize,
+}
+
+/// Per-slot compaction state.
+struct SlotMeta {
+    /// `RESIDENT`, `COMPACTING`, `COMPACTED` or `RESTORING`.
+    state: AtomicU8,
+    /// Owned by whoever holds the state (see `Saved`).
+    saved: UnsafeCell<Saved>,
+}
+
+/// Compaction state of one registered slab (leaked: slabs are never unmapped).
+struct SlabMeta {
+    start: usize,
+    slot_size: usize,
+    /// Whether `UFFDIO_REGISTER` succeeded (else the slab is not compacted).
+    registered: bool,
+    slots: Box<[SlotMeta]>,
+}
+
+// SAFETY: `Saved` cells are only touched by the thread that holds their slot
+// through the state machine (exclusive by CAS); the rest is atomic or
+// immutable after publication.
+unsafe impl Sync for SlabMeta {}
+
+/// `SlabMeta` per stack slab index (`stack::slab_index`), null until the
+/// slab is first compacted into.
+static METAS: [AtomicPtr<SlabMeta>; stack::MAX_SLABS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; stack::MAX_SLABS];
+
+/// Holding areas `(start, end)` for the handler (a hole moved into one
+/// faults when the compactor copies it out; it reads as zeros).
+const MAX_HOLDERS: usize = 1024;
+static HOLDERS: [[AtomicUsize; 2]; MAX_HOLDERS] =
+    [const { [const { AtomicUsize::new(0) }; 2] }; MAX_HOLDERS];
+static NHOLDERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Process-wide counters (see `debug::CompactionStats`).
+pub(crate) struct Counters {
+    pub(crate) compacted_now: AtomicU64,
+    pub(crate) bytes_saved: AtomicU64,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    pub(crate) owner_restores: AtomicU64,
+    pub(crate) handler_restores: AtomicU64,
+    pub(crate) lazy_fills: AtomicU64,
+    pub(crate) registered_slabs: AtomicU64,
+    pub(crate) max_restore_ns: AtomicU64,
+    /// Owner restore latency histogram: bucket `k` counts latencies in
+    /// `[2^(k/4) .. 2^((k+1)/4))` ns (four buckets per power of two).
+    pub(crate) restore_hist: [AtomicU64; 160],
+}
+
+pub(crate) static COUNTERS: Counters = Counters {
+    compacted_now: AtomicU64::new(0),
+    bytes_saved: AtomicU64::new(0),
+    compactions: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+    owner_restores: AtomicU64::new(0),
+    handler_restores: AtomicU64::new(0),
+    lazy_fills: AtomicU64::new(0),
+    registered_slabs: AtomicU64::new(0),
+    max_restore_ns: AtomicU64::new(0),
+    restore_hist: [const { AtomicU64::new(0) }; 160],
+};
+
+/// Histogram bucket of a latency in ns.
+fn bucket(ns: u64) -> usize {
+    let ns = ns.max(1);
+    let log = 63 - ns.leading_zeros() as usize;
+    let frac = if log >= 2 {
+        ((ns >> (log - 2)) & 3) as usize
+    } else {
+        0
+    };
+    (log * 4 + frac).min(159)
+}
+
+/// Lower bound of bucket `k` in ns.
+fn bucket_floor(k: usize) -> u64 {
+    let log = k / 4;
+    let frac = (k % 4) as u64;
+    if log >= 2 {
+        (1u64 << log) + (frac << (log - 2))
+    } else {
+        1u64 << log
+    }
+}
+
+/// Median owner-restore latency in ns (bucket floor), 0 without samples.
+pub(crate) fn median_restore_ns() -> u64 {
+    let counts: Vec<u64> = COUNTERS
+        .restore_hist
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut acc = 0;
+    for (k, c) in counts.iter().enumerate() {
+        acc += c;
+        if acc * 2 >= total {
+            return bucket_floor(k);
+        }
+    }
+    0
+}
+
+/// The process-wide machinery, once the probe succeeded.
+struct Compactor {
+    uffd: Uffd,
+}
+
+static COMPACTOR: OnceLock<Result<Compactor, String>> = OnceLock::new();
+
+/// Whether compaction can run in this process; the reason if not. The first
+/// call opens the userfaultfd and starts the handler thread.
+pub(crate) fn probe() -> Result<(), &'static str> {
+    match compactor() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.as_str()),
+    }
+}
+
+/// The probe's outcome if it ran (without running it: `debug::stats` must
+/// not start the handler).
+pub(crate) fn probe_result() -> Result<(), &'static str> {
+    match COMPACTOR.get() {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(e.as_str()),
+    }
+}
+
+fn compactor() -> &'static Result<Compactor, String> {
+    COMPACTOR.get_or_init(|| {
+        let c = open()?;
+        std::thread::Builder::new()
+            .name("goro-uffd".into())
+            .spawn(handler_main)
+            .map_err(|e| format!("cannot start the fault-handler thread: {e}"))?;
+        Ok(c)
+    })
+}
+
+fn open() -> Result<Compactor, String> {
+    if std::env::var_os("GORO_STACK_COMPACTION_SIMULATE_UNAVAILABLE").is_some() {
+        return Err(
+            "userfaultfd unavailable (simulated by GORO_STACK_COMPACTION_SIMULATE_UNAVAILABLE)"
+                .into(),
+        );
+    }
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return Err("not supported on this architecture".into());
+    }
+    let uffd = match Uffd::open(0, uffd::UFFD_FEATURE_MOVE) {
+        Ok(u) => u,
+        Err(e) => {
+            let user_only = Uffd::open(uffd::UFFD_USER_MODE_ONLY, 0).is_ok();
+            return Err(if user_only {
+                format!(
+                    "userfaultfd: {e}; only UFFD_USER_MODE_ONLY is allowed, where a kernel-mode access \
+                     (a read(2) into a compacted stack buffer) would fail with EFAULT \
+                     (needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)"
+                )
+            } else {
+                format!(
+                    "userfaultfd: {e} (needs Linux with CONFIG_USERFAULTFD, and CAP_SYS_PTRACE, \
+                     vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd)"
+                )
+            });
+        }
+    };
+    if uffd.features & uffd::UFFD_FEATURE_MOVE == 0 {
+        return Err("the kernel lacks UFFDIO_MOVE (Linux 6.8+)".into());
+    }
+    // Guards must be MADV_GUARD_INSTALL markers (one mapping per slab, which
+    // registration keeps whole).
+    // SAFETY: a fresh private anonymous mapping, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: our fresh mapping; it holds no data.
+    let g = unsafe { uffd::madvise(p as usize, PAGE, uffd::MADV_GUARD_INSTALL) };
+    // SAFETY: unmapping our own probe mapping.
+    unsafe { libc::munmap(p, 2 * PAGE) };
+    if let Err(e) = g {
+        return Err(format!(
+            "the kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): {e}"
+        ));
+    }
+    Ok(Compactor { uffd })
+}
+
+fn the_uffd() -> &'static Uffd {
+    match compactor() {
+        Ok(c) => &c.uffd,
+        Err(_) => unreachable!("compaction used without a successful probe"),
+    }
+}
+
+/// Stack pointer at the call site (the goroutine's, in `suspend`).
+#[inline(always)]
+pub(crate) fn stack_pointer() -> usize {
+    let sp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads a register; no memory access.
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads a register; no memory access.
+    unsafe {
+        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        sp = 0;
+    }
+    sp
+}
+
+/// The slot of `addr`: its slab's meta (null if never compacted into) and
+/// index, plus the slot's bounds.
+fn locate(addr: usize) -> Option<(&'static SlabMeta, usize)> {
+    let (idx, start, _end, slot_size) = stack::slab_index(addr)?;
+    let p = METAS[idx].load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: published entries are leaked `SlabMeta`s.
+    let m = unsafe { &*p };
+    Some((m, (addr - start) / slot_size))
+}
+
+/// The meta of the slab holding `addr`, registering the slab on first use.
+/// None if the slab cannot be registered.
+fn slab_for_compaction(addr: usize) -> Option<&'static SlabMeta> {
+    let (idx, start, end, slot_size) = stack::slab_index(addr)?;
+    let p = METAS[idx].load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: published entries are leaked `SlabMeta`s.
+        let m = unsafe { &*p };
+        return m.registered.then_some(m);
+    }
+    // Only home workers get here, possibly two at once for one slab: the
+    // lock makes one of them register it.
+    static REGISTER: Mutex<()> = Mutex::new(());
+    let _g = REGISTER.lock();
+    let p = METAS[idx].load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: as above.
+        let m = unsafe { &*p };
+        return m.registered.then_some(m);
+    }
+    let n = (end - start) / slot_size;
+    let slots = (0..n)
+        .map(|_| SlotMeta {
+            state: AtomicU8::new(RESIDENT),
+            saved: UnsafeCell::new(Saved {
+                lo: 0,
+                page_lo: 0,
+                top: 0,
+                end: 0,
+                buf: Vec::new(),
+                saved_bytes: 0,
+            }),
+        })
+        .collect();
+    // No new goroutine starts in a registered slab: its never-touched pages
+    // would each cost a trip through the handler.
+    stack::stop_carving(start, end);
+    // Huge pages would make every move split one; keep 4 KiB granularity.
+    // SAFETY: advisory, contents unchanged.
+    let _ = unsafe { uffd::madvise(start, end - start, libc::MADV_NOHUGEPAGE) };
+    // Publish before registering: the handler must find the meta of any
+    // fault the registration makes possible.
+    let mut meta = SlabMeta {
+        start,
+        slot_size,
+        registered: true,
+        slots,
+    };
+    let ok = the_uffd().register(start, end - start).is_ok();
+    meta.registered = ok;
+    let m: &'static SlabMeta = Box::leak(Box::new(meta));
+    METAS[idx].store(m as *const SlabMeta as *mut SlabMeta, Ordering::Release);
+    if ok {
+        COUNTERS.registered_slabs.fetch_add(1, Ordering::Relaxed);
+    }
+    ok.then_some(m)
+}
+
+/// A worker's compaction state (only its thread touches it).
+#[derive(Default)]
+pub(crate) struct Local {
+    /// Holding area and restore scratch, created at the first compaction.
+    area: RefCell<Option<Area>>,
+    /// Registry index where the next scan starts.
+    cursor: Cell<usize>,
+    /// Coarse-clock ms before which no scan is worth it.
+    next_scan_ms: Cell<u64>,
+    /// Whether the last full sweep saw a parked goroutine not yet due.
+    pending: Cell<bool>,
+    /// The worker's switch counter at the last full sweep.
+    switches_at_sweep: Cell<u64>,
+}
+
+impl Local {
+    /// When an idle worker should wake up to compact (coarse-clock ms): at
+    /// the next scan if a goroutine was waiting to become due, or if
+    /// goroutines ran since the last sweep (they may have parked).
+    pub(crate) fn wake_at_ms(&self, switches: u64) -> Option<u64> {
+        let next = self.next_scan_ms.get();
+        if next == u64::MAX {
+            return None;
+        }
+        (self.pending.get() || switches != self.switches_at_sweep.get()).then_some(next)
+    }
+}
+
+/// A worker's holding area (registered with the uffd: it is the
+/// `UFFDIO_MOVE` destination) and page-image scratch for restores.
+struct Area {
+    hold: usize,
+    scratch: Vec<u8>,
+}
+
+/// Areas of workers that exited, for the next worker to reuse (holding
+/// areas stay registered and listed for the handler).
+static SPARE_AREAS: Mutex<Vec<Area>> = Mutex::new(Vec::new());
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Some(a) = self.area.get_mut().take() {
+            SPARE_AREAS.lock().push(a);
+        }
+    }
+}
+
+impl Area {
+    fn new() -> Option<Area> {
+        if let Some(a) = SPARE_AREAS.lock().pop() {
+            return Some(a);
+        }
+        let bytes = HOLD_PAGES * PAGE;
+        // SAFETY: a fresh private anonymous mapping at a kernel-chosen address.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let hold = p as usize;
+        // SAFETY: our fresh mapping; advisory.
+        let _ = unsafe { uffd::madvise(hold, bytes, libc::MADV_NOHUGEPAGE) };
+        let n = NHOLDERS.load(Ordering::Relaxed);
+        if n >= MAX_HOLDERS || the_uffd().register(hold, bytes).is_err() {
+            // SAFETY: our mapping, never used.
+            unsafe { libc::munmap(p, bytes) };
+            return None;
+        }
+        let i = NHOLDERS.fetch_add(1, Ordering::AcqRel);
+        if i >= MAX_HOLDERS {
+            return None;
+        }
+        HOLDERS[i][0].store(hold, Ordering::Relaxed);
+        HOLDERS[i][1].store(hold + bytes, Ordering::Release);
+        Some(Area {
+            hold,
+            scratch: vec![0; bytes],
+        })
+    }
+}
+
+/// After `stack::free` released the pages of a slot, maps the shared zero
+/// page over its top `pages` pages if its slab is registered, so that the
+/// next goroutine to use the slot takes ordinary page faults there instead
+/// of a trip through the fault handler each.
+pub(crate) fn after_release(bottom: usize, slot_size: usize, pages: usize) {
+    let Some((meta, _)) = locate(bottom) else {
+        return;
+    };
+    if !meta.registered {
+        return;
+    }
+    let n = pages.min(slot_size / PAGE - 1);
+    // EEXIST (a page is present) is harmless: the slot is free, nobody
+    // compacts it.
+    let _ = the_uffd().zeropage(bottom + slot_size - n * PAGE, n * PAGE);
+}
+
+fn in_holder(addr: usize) -> bool {
+    let n = NHOLDERS.load(Ordering::Acquire).min(MAX_HOLDERS);
+    HOLDERS.iter().take(n).any(|h| {
+        let end = h[1].load(Ordering::Acquire);
+        addr >= h[0].load(Ordering::Relaxed) && addr < end
+    })
+}
+
+/// One compaction pass of an idle worker (`switches`: its switch counter):
+/// compacts up to `BATCH` of its goroutines parked for at least `after_ms`,
+/// in address order. Returns whether it compacted anything (then the caller
+/// looks for work again before another pass).
+pub(crate) fn idle_pass(
+    local: &Local,
+    registry: &Mutex<Registry>,
+    after_ms: u64,
+    switches: u64,
+) -> bool {
+    let now = super::goroutine::coarse_now_ms();
+    if now < local.next_scan_ms.get() || !stack::guards_are_markers() {
+        return false;
+    }
+    if probe().is_err() {
+        local.next_scan_ms.set(u64::MAX);
+        return false;
+    }
+    let mut cands: Vec<(usize, GRef)> = Vec::with_capacity(BATCH);
+    let mut earliest = u64::MAX;
+    let mut wrapped = false;
+    {
+        let reg = registry.lock();
+        let n = reg.slots.len();
+        let mut i = local.cursor.get().min(n);
+        let mut looked = 0;
+        while looked < SCAN.min(n) && cands.len() < BATCH {
+            if i >= n {
+                i = 0;
+                wrapped = true;
+            }
+            if let Some(g) = &reg.slots[i] {
+                if let Some(due) = candidate(g, after_ms) {
+                    if due <= now {
+                        cands.push((g.saved_sp.load(Ordering::Relaxed), g.clone()));
+                    } else {
+                        earliest = earliest.min(due);
+                    }
+                }
+            }
+            i += 1;
+            looked += 1;
+        }
+        local.cursor.set(i);
+        if looked >= n {
+            wrapped = true;
+        }
+    }
+    if cands.is_empty() {
+        if wrapped {
+            // A whole sweep found nothing due: no scan before the earliest
+            // candidate is due (or a threshold from now).
+            local.next_scan_ms.set(earliest.min(now + after_ms.max(1)));
+            local.pending.set(earliest != u64::MAX);
+            local.switches_at_sweep.set(switches);
+        }
+        return false;
+    }
+    cands.sort_unstable_by_key(|c| c.0);
+    let mut area = local.area.borrow_mut();
+    if area.is_none() {
+        *area = Area::new();
+    }
+    let Some(area) = area.as_mut() else {
+        local.next_scan_ms.set(u64::MAX);
+        return false;
+    };
+    compact_batch(area, &cands) > 0
+}
+
+/// When `g` becomes due for compaction (coarse ms), if it is a candidate:
+/// started, suspended by a park (not a yield), resident.
+fn candidate(g: &Goroutine, after_ms: u64) -> Option<u64> {
+    let sp = g.saved_sp.load(Ordering::Relaxed);
+    if g.state.load(Ordering::Relaxed) != super::park::PARKED
+        || g.tracing.load(Ordering::Relaxed)
+        || sp == 0
+        || sp & COMPACTED_BIT != 0
+    {
+        return None;
+    }
+    Some(g.parked_at.load(Ordering::Relaxed).saturating_add(after_ms))
+}
+
+/// A stack moved into the holding area, not yet copied out.
+struct Pending<'a> {
+    slot: &'a SlotMeta,
+    g: &'a GRef,
+    /// Offset of `lo` in the holding area.
+    off: usize,
+    buf: Vec<u8>,
+}
+
+/// One stack of a batch, planned before any slot is held.
+struct Plan<'a> {
+    slot: &'a SlotMeta,
+    g: &'a GRef,
+    lo: usize,
+    page_lo: usize,
+    top: usize,
+    end: usize,
+    buf: Vec<u8>,
+}
+
+/// Compacts the goroutines `cands` (suspended, pinned to this worker, which
+/// is in its scheduler loop). Returns how many were compacted.
+///
+/// Everything that allocates or locks (slab registration, buffers) happens
+/// before the first slot is taken: while a slot is `COMPACTING` the fault
+/// handler may wait for it, and a thread blocked on that slot's pages may
+/// hold an allocator lock.
+fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
+    let uffd = the_uffd();
+    let mut plans: Vec<Plan<'_>> = Vec::with_capacity(cands.len());
+    for (sp, g) in cands {
+        let sp = *sp;
+        let Some(meta) = slab_for_compaction(sp) else {
+            COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let i = (sp - meta.start) / meta.slot_size;
+        let bottom = meta.start + i * meta.slot_size;
+        let end = bottom + meta.slot_size;
+        let top = stack::top_of(bottom, meta.slot_size);
+        let lo = sp.saturating_sub(SP_MARGIN).max(bottom + PAGE) & !15;
+        let page_lo = lo & !(PAGE - 1);
+        if top <= sp || top > end || (end - page_lo) / PAGE > HOLD_PAGES {
+            COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        plans.push(Plan {
+            slot: &meta.slots[i],
+            g,
+            lo,
+            page_lo,
+            top,
+            end,
+            buf: Vec::with_capacity(top - lo),
+        });
+    }
+    let mut done = 0;
+    let mut used = 0usize; // holding-area pages in use
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(plans.len());
+    let mut old_bufs: Vec<Vec<u8>> = Vec::with_capacity(plans.len());
+    for p in plans.iter_mut() {
+        let npages = (p.end - p.page_lo) / PAGE;
+        if used + npages > HOLD_PAGES {
+            done += finish(area, &mut pending, &mut used, &mut old_bufs);
+        }
+        let slot = p.slot;
+        if slot
+            .state
+            .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        let dst = area.hold + used * PAGE;
+        let len = npages * PAGE;
+        let mut r = uffd.mov(dst, p.page_lo, len);
+        if let Err(e) = &r {
+            if e.err.raw_os_error() == Some(libc::EBUSY) {
+                // A page is COW-shared since a fork(): put back what moved,
+                // take a write fault that changes no byte (exclusive again),
+                // retry once.
+                move_back(uffd, p.page_lo, dst, e.done);
+                // SAFETY: write-faulting present pages of a suspended stack
+                // does not change their contents.
+                if unsafe { uffd::madvise(p.page_lo, len, uffd::MADV_POPULATE_WRITE) }.is_ok() {
+                    r = uffd.mov(dst, p.page_lo, len);
+                }
+            }
+        }
+        if let Err(e) = r {
+            move_back(uffd, p.page_lo, dst, e.done);
+            slot.state.store(RESIDENT, Ordering::Release);
+            COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // SAFETY: we hold the slot in COMPACTING: `saved` is ours.
+        let s = unsafe { &mut *slot.saved.get() };
+        s.lo = p.lo;
+        s.page_lo = p.page_lo;
+        s.top = p.top;
+        s.end = p.end;
+        pending.push(Pending {
+            slot,
+            g: p.g,
+            off: used * PAGE + (p.lo - p.page_lo),
+            buf: std::mem::take(&mut p.buf),
+        });
+        used += npages;
+    }
+    done += finish(area, &mut pending, &mut used, &mut old_bufs);
+    drop(old_bufs);
+    done
+}
+
+/// Moves `done` bytes back from the holding area to the stack after a
+/// failed move (the stack pages are missing and registered: a move back
+/// cannot fail but for a kernel bug, which would lose stack bytes).
+fn move_back(uffd: &Uffd, page_lo: usize, dst: usize, done: usize) {
+    if done > 0 {
+        if let Err(p) = uffd.mov(page_lo, dst, done) {
+            eprintln!("goro: moving stack pages back failed: {}", p.err);
+            std::process::abort();
+        }
+    }
+}
+
+/// Copies the moved stacks out of the holding area, publishes them as
+/// `COMPACTED` and empties the holding area. Old buffers (left by handler
+/// restores) go to `old_bufs`, dropped once no slot is `COMPACTING`.
+fn finish(
+    area: &mut Area,
+    pending: &mut Vec<Pending<'_>>,
+    used: &mut usize,
+    old_bufs: &mut Vec<Vec<u8>>,
+) -> usize {
+    let n = pending.len();
+    for p in pending.iter_mut() {
+        // SAFETY: slot held in COMPACTING by us.
+        let s = unsafe { &mut *p.slot.saved.get() };
+        let len = s.top - s.lo;
+        // SAFETY: the holding area is private to this worker and mapped
+        // (the pages just moved in, or a hole the handler zero-fills on this
+        // read); `buf` has capacity `len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (area.hold + p.off) as *const u8,
+                p.buf.as_mut_ptr(),
+                len,
+            );
+            p.buf.set_len(len);
+        }
+        old_bufs.push(std::mem::replace(&mut s.buf, std::mem::take(&mut p.buf)));
+        let moved = s.end - s.page_lo;
+        s.saved_bytes = moved.saturating_sub(s.buf.capacity());
+        COUNTERS
+            .bytes_saved
+            .fetch_add(s.saved_bytes as u64, Ordering::Relaxed);
+        COUNTERS.compactions.fetch_add(1, Ordering::Relaxed);
+        COUNTERS.compacted_now.fetch_add(1, Ordering::Relaxed);
+        // Only the home worker (this thread) writes it.
+        let sp = p.g.saved_sp.load(Ordering::Relaxed);
+        p.g.saved_sp.store(sp | COMPACTED_BIT, Ordering::Relaxed);
+        // Release: the buffer happens-before any restorer's read of it.
+        p.slot.state.store(COMPACTED, Ordering::Release);
+    }
+    pending.clear();
+    if *used > 0 {
+        // SAFETY: the holding area is ours; its contents were copied out.
+        unsafe {
+            let _ = uffd::madvise(area.hold, *used * PAGE, libc::MADV_DONTNEED);
+        }
+        *used = 0;
+    }
+    n
+}
+
+/// Refills a slot from its buffer with one `UFFDIO_COPY` (which wakes every
+/// thread blocked on those pages). The caller holds the slot in
+/// `RESTORING`. Allocation-free (the handler calls it).
+fn restore_locked(slot: &SlotMeta, scratch: &mut [u8]) {
+    // SAFETY: the caller holds the slot in RESTORING.
+    let s = unsafe { &mut *slot.saved.get() };
+    let n = s.end - s.page_lo;
+    let img = &mut scratch[..n];
+    let off = s.lo - s.page_lo;
+    // Below `lo` and above `top` nothing is live: zeros, not stale bytes.
+    img[..off].fill(0);
+    img[off..off + s.buf.len()].copy_from_slice(&s.buf);
+    img[off + s.buf.len()..].fill(0);
+    if let Err(p) = the_uffd().copy(s.page_lo, img.as_ptr() as usize, n) {
+        // A page of a compacted range is present: the state machine was
+        // broken. Stack bytes would be lost; stop here.
+        eprintln!(
+            "goro: restoring a compacted stack failed after {} bytes: {}",
+            p.done, p.err
+        );
+        std::process::abort();
+    }
+    COUNTERS
+        .bytes_saved
+        .fetch_sub(s.saved_bytes as u64, Ordering::Relaxed);
+    COUNTERS.compacted_now.fetch_sub(1, Ordering::Relaxed);
+    s.saved_bytes = 0;
+}
+
+/// Makes `g`'s stack resident before its home worker resumes it, if it was
+/// compacted. Called only by the home worker, only when `g.compacted` is set
+/// (the fast path is that one check, at the call site).
+#[cold]
+#[inline(never)]
+pub(crate) fn restore_for_resume(g: &Goroutine, local: &Local) {
+    let sp = g.saved_sp.load(Ordering::Relaxed) & !COMPACTED_BIT;
+    g.saved_sp.store(sp, Ordering::Relaxed);
+    let Some((meta, i)) = locate(sp) else {
+        return;
+    };
+    let slot = &meta.slots[i];
+    let t0 = Instant::now();
+    let mut restored = false;
+    let old = loop {
+        match slot.state.load(Ordering::Acquire) {
+            COMPACTED => {
+                if slot
+                    .state
+                    .compare_exchange(COMPACTED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    let mut area = local.area.borrow_mut();
+                    let scratch = &mut area
+                        .as_mut()
+                        .expect("a worker that compacted has an area")
+                        .scratch;
+                    restore_locked(slot, scratch);
+                    restored = true;
+                    // SAFETY: we hold the slot in RESTORING.
+                    let b = std::mem::take(unsafe { &mut (*slot.saved.get()).buf });
+                    slot.state.store(RESIDENT, Ordering::Release);
+                    break b;
+                }
+            }
+            RESIDENT => {
+                // The handler restored it; release the buffer it left (the
+                // handler never frees memory).
+                if slot
+                    .state
+                    .compare_exchange(RESIDENT, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: we hold the slot in RESTORING.
+                    let b = std::mem::take(unsafe { &mut (*slot.saved.get()).buf });
+                    slot.state.store(RESIDENT, Ordering::Release);
+                    break b;
+                }
+            }
+            // The handler is restoring it or filling a page (a few ioctls).
+            RESTORING => std::thread::yield_now(),
+            _ => unreachable!("the owner saw its own goroutine's stack COMPACTING"),
+        }
+    };
+    drop(old);
+    if restored {
+        let ns = t0.elapsed().as_nanos() as u64;
+        COUNTERS.owner_restores.fetch_add(1, Ordering::Relaxed);
+        COUNTERS.restore_hist[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        COUNTERS.max_restore_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+}
+
+/// Body of the fault-handler thread. After start-up it never allocates,
+/// takes no lock and prints nothing (a thread blocked on a compacted page
+/// may hold the stdout lock, an allocator lock or any user lock); it touches
+/// only its scratch, buffers and the uffd.
+fn handler_main() {
+    super::park::mark_internal_thread();
+    let uffd = the_uffd();
+    let mut scratch = vec![0u8; HOLD_PAGES * PAGE];
+    let zero = vec![0u8; PAGE];
+    let mut msgs = [UffdMsg::default(); 64];
+    loop {
+        let n = match uffd.read_msgs(&mut msgs) {
+            Ok(n) => n,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EAGAIN)) => {
+                continue
+            }
+            Err(_) => std::process::abort(),
+        };
+        for m in &msgs[..n] {
+            if m.event != uffd::UFFD_EVENT_PAGEFAULT {
+                continue;
+            }
+            let addr = m.pf_address as usize;
+            let write = m.pf_flags & uffd::UFFD_PAGEFAULT_FLAG_WRITE != 0;
+            if let Some((meta, i)) = locate(addr) {
+                on_fault(uffd, &meta.slots[i], addr, write, &mut scratch, &zero);
+            } else if in_holder(addr) {
+                // A hole moved into a holding area: zeros by definition.
+                fill(uffd, addr & !(PAGE - 1), write, &zero);
+            } else {
+                // Not ours: nothing sane to do; a thread would hang forever.
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// Maps a page of zeros at `page` (a fresh page for a write, the shared
+/// zero page for a read); wakes the faulter if it is already there.
+fn fill(uffd: &Uffd, page: usize, write: bool, zero: &[u8]) -> bool {
+    let r = if write {
+        uffd.copy(page, zero.as_ptr() as usize, PAGE)
+    } else {
+        uffd.zeropage(page, PAGE)
+    };
+    if r.is_err() {
+        // EEXIST: a stale message (filled meanwhile). A wake is harmless.
+        let _ = uffd.wake(page, PAGE);
+        return false;
+    }
+    true
+}
+
+/// Handles one missing fault at `addr` in `slot` (handler thread).
+fn on_fault(
+    uffd: &Uffd,
+    slot: &SlotMeta,
+    addr: usize,
+    write: bool,
+    scratch: &mut [u8],
+    zero: &[u8],
+) {
+    loop {
+        match slot.state.load(Ordering::Acquire) {
+            COMPACTED => {
+                if slot
+                    .state
+                    .compare_exchange(COMPACTED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    restore_locked(slot, scratch);
+                    slot.state.store(RESIDENT, Ordering::Release);
+                    COUNTERS.handler_restores.fetch_add(1, Ordering::Relaxed);
+                    // The faulting page may lie outside the refilled range
+                    // (below `page_lo`): look again; returning now would
+                    // strand that faulter (its message is consumed).
+                    continue;
+                }
+            }
+            // Held by the compactor or the owner: bounded windows (ioctls
+            // and copies between resident memory); wait and look again.
+            COMPACTING | RESTORING => std::thread::yield_now(),
+            _ => {
+                // RESIDENT: a never-touched page, or a stale message. Hold
+                // the slot while filling, so no compaction moves pages out
+                // between our look at the state and the fill (that would map
+                // zeros over compacted data).
+                if slot
+                    .state
+                    .compare_exchange(RESIDENT, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                if fill(uffd, addr & !(PAGE - 1), write, zero) {
+                    COUNTERS.lazy_fills.fetch_add(1, Ordering::Relaxed);
+                }
+                slot.state.store(RESIDENT, Ordering::Release);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Zeroes `n` KiB of stack below the caller's frame.
+    #[inline(never)]
+    fn scrub_below() {
+        let z = std::hint::black_box([0u8; 16 * 1024]);
+        std::hint::black_box(&z);
+    }
+
+    /// `SP_MARGIN` covers everything the switch out stores below the stack
+    /// pointer read in `suspend`: on a scrubbed stack, no byte below
+    /// `saved_sp - SP_MARGIN` is written by the time the goroutine is
+    /// switched out.
+    #[test]
+    fn margin_covers_the_switch() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        for _ in 0..20 {
+            let (tx, rx) = crate::chan::bounded::<GRef>(1);
+            let (wake_tx, wake_rx) = crate::chan::bounded::<()>(1);
+            let h = rt.spawn(move || {
+                scrub_below();
+                tx.send(super::super::goroutine::current().unwrap())
+                    .unwrap();
+                scrub_below();
+                super::super::goroutine::park_current(
+                    super::super::park::WaitReason::Select,
+                    std::panic::Location::caller(),
+                    None,
+                );
+                wake_rx.recv().unwrap();
+            });
+            let g = rx.recv().unwrap();
+            while g.state.load(Ordering::Acquire) != super::super::park::PARKED {
+                std::thread::yield_now();
+            }
+            // The worker stores `saved_sp` before the switch completes;
+            // give it a moment after the state flips.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let sp = g.saved_sp.load(Ordering::Relaxed);
+            let mut lowest = sp;
+            for a in (sp - 8192..sp).rev() {
+                // SAFETY: the goroutine's stack slot is mapped and it is
+                // switched out; reading bytes there races nothing that
+                // writes (its worker is idle).
+                if unsafe { std::ptr::read_volatile(a as *const u8) } != 0 {
+                    lowest = a;
+                }
+            }
+            assert!(
+                sp - lowest <= SP_MARGIN,
+                "the switch wrote {} bytes below the saved stack pointer",
+                sp - lowest
+            );
+            super::super::goroutine::unpark(&g);
+            wake_tx.send(()).unwrap();
+            h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_are_monotonic() {
+        let mut last = 0;
+        for ns in [1u64, 2, 3, 5, 8, 100, 1000, 1500, 2000, 10_000, 1 << 40] {
+            let b = bucket(ns);
+            assert!(b >= last);
+            assert!(bucket_floor(b) <= ns, "{ns}");
+            last = b;
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! Idle-stack compaction (`RuntimeBuilder::stack_compaction`): compacted
+//! stacks are invisible to every thread. Each test uses a runtime with a
+//! 20 ms threshold and waits until the goroutines it parked are compacted.
+//! Where the process cannot compact (no userfaultfd), the tests check that
+//! compaction is off and say so, and skip the rest.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_child_passed, child_command, is_child, run_child, within};
+use goro::chan;
+use goro::Runtime;
+
+/// A runtime compacting after 20 ms.
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .stack_compaction(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap()
+}
+
+/// Whether this process compacts (checked inside a runtime).
+fn available(rt: &Runtime) -> bool {
+    let s = rt.block_on(goro::debug::stats).compaction;
+    if let Some(why) = &s.unavailable {
+        eprintln!("stack compaction unavailable here, test skipped: {why}");
+        assert!(s.threshold.is_none());
+        return false;
+    }
+    assert_eq!(s.threshold, Some(Duration::from_millis(20)));
+    true
+}
+
+/// In a goroutine: waits until at least `n` goroutines of this runtime are
+/// compacted (polling; the main goroutine sleeps in short steps so that it
+/// is never parked long enough to count).
+fn wait_compacted(n: usize) {
+    let t0 = Instant::now();
+    while goro::debug::compacted_goroutines() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "only {} of {n} goroutines compacted after 20 s",
+            goro::debug::compacted_goroutines()
+        );
+        goro::time::sleep(Duration::from_millis(3));
+    }
+}
+
+/// A value that points into itself.
+struct SelfRef {
+    data: [u64; 16],
+    ptr: *const u64,
+}
+
+#[test]
+fn pointers_into_compacted_stacks_survive() {
+    within(60, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const N: u64 = 50;
+            let mut wakers = Vec::new();
+            let mut hs = Vec::new();
+            for k in 0..N {
+                let (tx, rx) = chan::bounded::<u64>(1);
+                wakers.push(tx);
+                hs.push(goro::go(move || {
+                    let mut arr = [0u64; 100];
+                    for (i, v) in arr.iter_mut().enumerate() {
+                        *v = k * 1000 + i as u64;
+                    }
+                    let r = &mut arr; // &mut held across the park
+                    let mut sr = SelfRef {
+                        data: [k; 16],
+                        ptr: std::ptr::null(),
+                    };
+                    sr.ptr = &sr.data[7];
+                    let sr = black_box(&mut sr);
+                    let heap = Box::new(k * 7);
+                    let lref: &u64 = &r[50];
+                    let addr = lref as *const u64 as usize;
+                    let add = rx.recv().unwrap(); // parks: compacted here
+                    assert_eq!(lref as *const u64 as usize, addr);
+                    assert_eq!(*lref, k * 1000 + 50);
+                    for v in r.iter_mut() {
+                        *v += add;
+                    }
+                    // SAFETY: `ptr` points into `sr.data`, which has not moved.
+                    let through = unsafe { *sr.ptr };
+                    assert_eq!(through, k);
+                    assert_eq!(*heap, k * 7);
+                    arr.iter().sum::<u64>()
+                }));
+            }
+            wait_compacted(N as usize);
+            let s = goro::debug::stats().compaction;
+            assert!(s.compactions >= N, "{s:?}");
+            assert!(s.compacted >= N, "{s:?}");
+            assert!(s.bytes_saved > 0, "{s:?}");
+            for (k, tx) in wakers.iter().enumerate() {
+                tx.send(k as u64).unwrap();
+            }
+            for (k, h) in hs.into_iter().enumerate() {
+                let k = k as u64;
+                let want: u64 = (0..100).map(|i| k * 1000 + i + k).sum();
+                assert_eq!(h.join().unwrap(), want);
+            }
+            // The sends write into the receivers' waiter records, on their
+            // compacted stacks: the fault handler restores those first.
+            let s = goro::debug::stats().compaction;
+            assert!(s.owner_restores + s.handler_restores >= N, "{s:?}");
+        });
+    });
+}
+
+/// The soundness trap: a std scoped thread reads AND writes the
+/// locals of a goroutine parked (and compacted) inside `thread::scope`.
+#[test]
+fn scoped_thread_reads_and_writes_compacted_locals() {
+    within(60, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const ROUNDS: u64 = 5;
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let (ack_tx, ack_rx) = chan::bounded::<u64>(1);
+            let (resume_tx, resume_rx) = chan::bounded::<()>(1);
+            let g = goro::go(move || {
+                let mut local = [1u64; 512];
+                std::thread::scope(|s| {
+                    let local = &mut local;
+                    s.spawn(move || {
+                        for round in 0..ROUNDS {
+                            go_rx.recv().unwrap();
+                            // The goroutine is parked and compacted now.
+                            let sum: u64 = local.iter().sum();
+                            assert_eq!(sum, 512 * (round + 1), "round {round}");
+                            for v in local.iter_mut() {
+                                *v = round + 2;
+                            }
+                            ack_tx.send(sum).unwrap();
+                        }
+                    });
+                    for _ in 0..ROUNDS {
+                        resume_rx.recv().unwrap(); // parks inside the scope
+                    }
+                });
+                local.iter().sum::<u64>()
+            });
+            for round in 0..ROUNDS {
+                wait_compacted(1);
+                go_tx.send(()).unwrap();
+                assert_eq!(ack_rx.recv().unwrap(), 512 * (round + 1));
+                // Wake the goroutine: it resumes on the restored stack and
+                // parks again (to be compacted again).
+                resume_tx.send(()).unwrap();
+                goro::time::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(g.join().unwrap(), 512 * (ROUNDS + 1));
+            let s = goro::debug::stats().compaction;
+            assert!(s.handler_restores >= 1, "{s:?}");
+        });
+    });
+}
+
+/// `goro::scope` children read and write their parent's stack while the
+/// parent waits (parked, compacted) for them.
+#[test]
+fn scope_children_touch_compacted_parent() {
+    within(60, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        let total = rt.block_on(|| {
+            let mut cells = [0u64; 64];
+            let before = goro::debug::stats().compaction.compactions;
+            goro::scope(|s| {
+                for (i, c) in cells.iter_mut().enumerate() {
+                    let _ = s.go(move || {
+                        // Long enough for the parent to be compacted.
+                        goro::time::sleep(Duration::from_millis(60 + i as u64));
+                        *c += i as u64 + 1;
+                    });
+                }
+            });
+            let after = goro::debug::stats().compaction.compactions;
+            assert!(after > before, "the parent was never compacted");
+            cells.iter().sum::<u64>()
+        });
+        assert_eq!(total, (1..=64).sum::<u64>());
+    });
+}
+
+/// Many park → compact → restore → resume cycles keep every value.
+#[test]
+fn many_compact_restore_cycles() {
+    within(120, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const N: usize = 16;
+            const CYCLES: u64 = 25;
+            let mut txs = Vec::new();
+            let mut hs = Vec::new();
+            for k in 0..N as u64 {
+                let (tx, rx) = chan::bounded::<()>(1);
+                txs.push(tx);
+                hs.push(goro::go(move || {
+                    let mut acc = [k; 200];
+                    for c in 0..CYCLES {
+                        rx.recv().unwrap();
+                        for (i, v) in acc.iter_mut().enumerate() {
+                            assert_eq!(*v, k + c * i as u64, "cycle {c}");
+                            *v += i as u64;
+                        }
+                    }
+                    acc[199]
+                }));
+            }
+            let before = goro::debug::stats().compaction;
+            for _ in 0..CYCLES {
+                wait_compacted(N);
+                for tx in &txs {
+                    tx.send(()).unwrap();
+                }
+                goro::time::sleep(Duration::from_millis(2));
+            }
+            for (k, h) in hs.into_iter().enumerate() {
+                assert_eq!(h.join().unwrap(), k as u64 + CYCLES * 199);
+            }
+            let after = goro::debug::stats().compaction;
+            let restores = |s: &goro::debug::CompactionStats| s.owner_restores + s.handler_restores;
+            assert!(
+                restores(&after) - restores(&before) >= N as u64 * CYCLES,
+                "{after:?}"
+            );
+        });
+    });
+}
+
+/// Regression (prototype bug 2): a foreign access to a never-touched page
+/// below the compacted range of a slot must be served after the restore,
+/// not stranded.
+#[test]
+fn foreign_access_below_the_compacted_range_is_served() {
+    within(60, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            let (tx, rx) = chan::bounded::<()>(1);
+            let (addr_tx, addr_rx) = chan::bounded::<(usize, usize)>(1);
+            let g = goro::go(move || {
+                let local = 42u64;
+                let here = &local as *const u64 as usize;
+                // 64 KiB below the stack pointer: inside the 256 KiB slot,
+                // never touched (dead stack memory, read as raw bytes).
+                addr_tx.send((here, here - 64 * 1024)).unwrap();
+                rx.recv().unwrap();
+                black_box(&local);
+                local
+            });
+            let (live, deep) = addr_rx.recv().unwrap();
+            wait_compacted(1);
+            let t = std::thread::spawn(move || {
+                // SAFETY: both addresses lie in the goroutine's mapped stack
+                // slot, which outlives this thread (joined below, before the
+                // goroutine is woken); reading bytes there is defined.
+                unsafe {
+                    let d = std::ptr::read_volatile(deep as *const u64);
+                    let l = std::ptr::read_volatile(live as *const u64);
+                    (d, l)
+                }
+            });
+            let (d, l) = t.join().unwrap();
+            assert_eq!(d, 0);
+            assert_eq!(l, 42);
+            tx.send(()).unwrap();
+            assert_eq!(g.join().unwrap(), 42);
+        });
+    });
+}
+
+/// Regression (prototype bug 1): the handler's lazy fill of a page of a
+/// resident slot must not race a compaction of that slot. A thread keeps
+/// touching fresh pages deep in a parked goroutine's slot while the slot is
+/// compacted and restored over and over.
+#[test]
+fn lazy_fills_race_compactions() {
+    within(120, || {
+        let rt = rt(1);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const CYCLES: u64 = 10;
+            let (tx, rx) = chan::bounded::<()>(1);
+            let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
+            let g = goro::go(move || {
+                let mut counter = 0u64;
+                addr_tx.send(&mut counter as *mut u64 as usize).unwrap();
+                for _ in 0..CYCLES {
+                    rx.recv().unwrap();
+                }
+                black_box(&mut counter);
+                counter
+            });
+            let addr = addr_rx.recv().unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let writes = Arc::new(AtomicU64::new(0));
+            let (st, wr) = (stop.clone(), writes.clone());
+            let t = std::thread::spawn(move || {
+                // SAFETY: `addr` is the goroutine's `counter`, alive until
+                // the goroutine returns, which it cannot before this thread
+                // is joined (it needs the last wake, sent after the join).
+                // Only this thread writes it meanwhile, atomically; the
+                // goroutine reads it after the join.
+                let c = unsafe { &*(addr as *const AtomicU64) };
+                let mut page = 1;
+                while !st.load(Ordering::Relaxed) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    wr.fetch_add(1, Ordering::Relaxed);
+                    // Fresh pages deeper in the slot: lazy fills.
+                    let deep = (addr & !4095) - 4096 * (8 + page % 40);
+                    // SAFETY: inside the goroutine's stack slot, far below
+                    // its stack pointer: dead memory, read as bytes.
+                    black_box(unsafe { std::ptr::read_volatile(deep as *const u8) });
+                    page += 1;
+                    if page % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            });
+            for _ in 0..CYCLES - 1 {
+                wait_compacted(1);
+                tx.send(()).unwrap();
+                goro::time::sleep(Duration::from_millis(2));
+            }
+            wait_compacted(1);
+            stop.store(true, Ordering::Relaxed);
+            t.join().unwrap();
+            tx.send(()).unwrap();
+            assert_eq!(g.join().unwrap(), writes.load(Ordering::Relaxed));
+        });
+    });
+}
+
+/// A `read(2)` by the kernel into a compacted stack buffer works (needs the
+/// full, not user-mode-only, userfaultfd).
+#[test]
+fn kernel_writes_into_compacted_stack() {
+    within(60, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            let (tx, rx) = chan::bounded::<()>(1);
+            let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
+            let g = goro::go(move || {
+                let mut buf = [0u8; 64];
+                addr_tx.send(buf.as_mut_ptr() as usize).unwrap();
+                rx.recv().unwrap();
+                black_box(&mut buf);
+                buf
+            });
+            let addr = addr_rx.recv().unwrap();
+            wait_compacted(1);
+            let mut fds = [0; 2];
+            // SAFETY: pipe with a valid 2-int array.
+            assert_eq!(unsafe { libc_pipe(fds.as_mut_ptr()) }, 0);
+            let msg = [7u8; 64];
+            // SAFETY: writing 64 bytes from a live array to our pipe, then
+            // reading them into the goroutine's parked buffer, which lives
+            // until the goroutine is woken below.
+            unsafe {
+                assert_eq!(libc_write(fds[1], msg.as_ptr(), 64), 64);
+                assert_eq!(libc_read(fds[0], addr as *mut u8, 64), 64);
+                libc_close(fds[0]);
+                libc_close(fds[1]);
+            }
+            tx.send(()).unwrap();
+            assert_eq!(g.join().unwrap(), [7u8; 64]);
+        });
+    });
+}
+
+extern "C" {
+    #[link_name = "pipe"]
+    fn libc_pipe(fds: *mut i32) -> i32;
+    #[link_name = "write"]
+    fn libc_write(fd: i32, buf: *const u8, n: usize) -> isize;
+    #[link_name = "read"]
+    fn libc_read(fd: i32, buf: *mut u8, n: usize) -> isize;
+    #[link_name = "close"]
+    fn libc_close(fd: i32) -> i32;
+}
+
+/// Recurses forever, about 1 KiB of stack per frame.
+fn recurse_forever(depth: u64) -> u64 {
+    let frame = black_box([depth; 128]);
+    if black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    recurse_forever(depth + 1).wrapping_add(black_box(frame[(depth % 128) as usize]))
+}
+
+/// Child: a goroutine is compacted, restored, then overflows its stack.
+#[test]
+#[ignore = "helper: runs only as the child of overflow_after_restore_is_caught"]
+fn child_overflow_after_restore() {
+    if !is_child("child_overflow_after_restore") {
+        return;
+    }
+    let rt = rt(1);
+    if !available(&rt) {
+        eprintln!("overflowed its stack (skipped: compaction unavailable) goroutine");
+        std::process::abort();
+    }
+    rt.block_on(|| {
+        let (tx, rx) = chan::bounded::<()>(1);
+        let h = goro::Builder::new()
+            .name("deep")
+            .spawn(move || {
+                rx.recv().unwrap();
+                recurse_forever(0)
+            })
+            .unwrap();
+        wait_compacted(1);
+        tx.send(()).unwrap();
+        let _ = h.join();
+    });
+    unreachable!("the overflow must end the process");
+}
+
+/// The guard page still catches an overflow after a compaction and restore.
+#[test]
+fn overflow_after_restore_is_caught() {
+    let out = run_child(&mut child_command("child_overflow_after_restore"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "child survived: {stderr}");
+    assert!(stderr.contains("overflowed its stack"), "{stderr}");
+    assert!(stderr.contains("goroutine"), "{stderr}");
+}
+
+/// Child: compaction asked for where userfaultfd is unavailable.
+#[test]
+#[ignore = "helper: runs only as the child of off_when_unavailable_and_says_why"]
+fn child_unavailable() {
+    if !is_child("child_unavailable") {
+        return;
+    }
+    let rt = rt(1);
+    let s = rt.block_on(goro::debug::stats).compaction;
+    assert!(s.threshold.is_none(), "{s:?}");
+    let why = s.unavailable.expect("a reason");
+    assert!(why.contains("simulated"), "{why}");
+    assert!(rt
+        .block_on(|| goro::debug::stats().to_prometheus())
+        .contains("goro_stack_compaction_enabled 0"));
+    // Goroutines still work, parked as long as you like.
+    let v = rt.block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let h = goro::go(move || rx.recv().unwrap() + 1);
+        goro::time::sleep(Duration::from_millis(60));
+        tx.send(41).unwrap();
+        h.join().unwrap()
+    });
+    assert_eq!(v, 42);
+}
+
+/// Where the process cannot use userfaultfd, compaction is off and the
+/// runtime says why, once, on stderr.
+#[test]
+fn off_when_unavailable_and_says_why() {
+    let name = "child_unavailable";
+    let out = run_child(child_command(name).env("GORO_STACK_COMPACTION_SIMULATE_UNAVAILABLE", "1"));
+    assert_child_passed(name, &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("goro: stack compaction off:").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// `GORO_STACK_COMPACTION=0` turns compaction off even when asked for.
+#[test]
+#[ignore = "helper: runs only as the child of env_switch_turns_it_off"]
+fn child_env_off() {
+    if !is_child("child_env_off") {
+        return;
+    }
+    let rt = rt(1);
+    let s = rt.block_on(goro::debug::stats).compaction;
+    assert!(s.threshold.is_none(), "{s:?}");
+}
+
+#[test]
+fn env_switch_turns_it_off() {
+    let name = "child_env_off";
+    let out = run_child(child_command(name).env("GORO_STACK_COMPACTION", "0"));
+    assert_child_passed(name, &out);
+}
+
+/// Stress: goroutines parked, compacted, woken at random, while threads
+/// read and write their stacks (through references they lent) the whole
+/// time. Every value must survive. Long: `cargo test -- --ignored`.
+#[test]
+#[ignore = "stress test; run with --ignored"]
+fn stress_foreign_access_while_compacting() {
+    within(300, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const G: usize = 64;
+            const ROUNDS: usize = 40;
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut txs = Vec::new();
+            let mut hs = Vec::new();
+            let (addr_tx, addr_rx) = chan::bounded::<usize>(G);
+            for k in 0..G as u64 {
+                let (tx, rx) = chan::bounded::<()>(1);
+                txs.push(tx);
+                let addr_tx = addr_tx.clone();
+                hs.push(goro::go(move || {
+                    let counters: [AtomicU64; 8] = Default::default();
+                    let mine = [k; 256];
+                    addr_tx.send(&counters as *const _ as usize).unwrap();
+                    let mut resumes = 0u64;
+                    while rx.recv().is_ok() {
+                        resumes += 1;
+                        assert!(mine.iter().all(|&v| v == k));
+                    }
+                    black_box(&mine);
+                    (
+                        counters
+                            .iter()
+                            .map(|c| c.load(Ordering::Relaxed))
+                            .sum::<u64>(),
+                        resumes,
+                    )
+                }));
+            }
+            let addrs: Vec<usize> = (0..G).map(|_| addr_rx.recv().unwrap()).collect();
+            let total = Arc::new(AtomicU64::new(0));
+            let mut threads = Vec::new();
+            for t in 0..3 {
+                let (addrs, stop, total) = (addrs.clone(), stop.clone(), total.clone());
+                threads.push(std::thread::spawn(move || {
+                    let mut i = t;
+                    while !stop.load(Ordering::Relaxed) {
+                        let a = addrs[i % addrs.len()];
+                        // SAFETY: each address is a goroutine's `counters`,
+                        // alive until its channel closes, which happens
+                        // after these threads are joined.
+                        let c = unsafe { &*(a as *const [AtomicU64; 8]) };
+                        c[i % 8].fetch_add(1, Ordering::Relaxed);
+                        total.fetch_add(1, Ordering::Relaxed);
+                        i = i.wrapping_mul(31).wrapping_add(7);
+                        if i % 128 == 0 {
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                    }
+                }));
+            }
+            let mut rng = 12345u64;
+            for _ in 0..ROUNDS {
+                goro::time::sleep(Duration::from_millis(25));
+                for tx in &txs {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    if rng % 3 == 0 {
+                        tx.send(()).unwrap();
+                    }
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            drop(txs);
+            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap().0).sum();
+            assert_eq!(sum, total.load(Ordering::Relaxed));
+            let s = goro::debug::stats().compaction;
+            eprintln!("{s:?}");
+            assert!(s.handler_restores > 0 && s.owner_restores > 0, "{s:?}");
+        });
+    });
+}
