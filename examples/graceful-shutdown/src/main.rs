@@ -13,7 +13,7 @@
 //! * A producer goroutine makes jobs (each a simulated piece of work of
 //!   10–300 ms) and sends them into a bounded queue until the root context
 //!   is done.
-//! * `WORKERS` goroutines, run as an [`errgroup::Group`], take jobs while
+//! * `WORKERS` goroutines, run as a [`goro::errgroup::Group`], take jobs while
 //!   the root context is live. A job waits in `select!` on its work timer
 //!   and on the *hard* context.
 //! * On the signal, the root context is cancelled: the producer stops and
