@@ -399,6 +399,16 @@ fn kernel_writes_into_compacted_stack() {
 }
 
 extern "C" {
+    #[link_name = "fork"]
+    fn libc_fork() -> i32;
+    #[link_name = "_exit"]
+    fn libc_exit(code: i32) -> !;
+    #[link_name = "usleep"]
+    fn libc_usleep(usec: u32) -> i32;
+    #[link_name = "waitpid"]
+    fn libc_waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    #[link_name = "madvise"]
+    fn libc_madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
     #[link_name = "pipe"]
     fn libc_pipe(fds: *mut i32) -> i32;
     #[link_name = "write"]
@@ -601,6 +611,187 @@ fn stress_foreign_access_while_compacting() {
             let s = goro::debug::stats().compaction;
             eprintln!("{s:?}");
             assert!(s.handler_restores > 0 && s.owner_restores > 0, "{s:?}");
+        });
+    });
+}
+
+/// Uses about `depth` × 4 KiB of stack, then parks until `rx` delivers.
+#[inline(never)]
+fn deep_park(depth: u32, rx: &chan::Receiver<()>) -> u64 {
+    let frame = black_box([depth as u64; 512]);
+    if depth == 0 {
+        rx.recv().unwrap();
+        return frame[3];
+    }
+    deep_park(depth - 1, rx).wrapping_add(black_box(frame[(depth % 512) as usize]))
+}
+
+/// Child: a goroutine whose stack is too deep to compact is refused once,
+/// then left alone until it runs again (no hot retry loop on an idle
+/// worker), while a shallow one next to it is compacted.
+#[test]
+#[ignore = "helper: runs only as the child of refused_compaction_is_not_retried"]
+fn child_refused_not_retried() {
+    if !is_child("child_refused_not_retried") {
+        return;
+    }
+    let rt = Runtime::builder()
+        .workers(1)
+        .stack_size(4 << 20)
+        .stack_compaction(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    if !available(&rt) {
+        return;
+    }
+    rt.block_on(|| {
+        let (deep_tx, deep_rx) = chan::bounded::<()>(1);
+        let (tx, rx) = chan::bounded::<u64>(1);
+        // About 1.6 MiB of stack: more than a holding area takes.
+        let deep = goro::go(move || deep_park(400, &deep_rx));
+        let shallow = goro::go(move || {
+            let v = black_box([5u64; 64]);
+            rx.recv().unwrap() + v.iter().sum::<u64>()
+        });
+        wait_compacted(1);
+        let before = goro::debug::stats().compaction.skipped;
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(200) {
+            goro::time::sleep(Duration::from_millis(3));
+        }
+        let s = goro::debug::stats().compaction;
+        assert!(before >= 1, "the deep stack was not refused: {s:?}");
+        assert!(
+            s.skipped - before <= 2,
+            "a refused goroutine was retried {} times in 200 ms: {s:?}",
+            s.skipped - before
+        );
+        assert_eq!(goro::debug::compacted_goroutines(), 1, "{s:?}");
+        tx.send(1).unwrap();
+        assert_eq!(shallow.join().unwrap(), 1 + 5 * 64);
+        deep_tx.send(()).unwrap();
+        deep.join().unwrap();
+    });
+}
+
+/// A refused compaction is not retried in a hot loop (process-wide
+/// counters: run alone, in a child).
+#[test]
+fn refused_compaction_is_not_retried() {
+    let name = "child_refused_not_retried";
+    let out = run_child(&mut child_command(name));
+    assert_child_passed(name, &out);
+}
+
+/// Stacks whose pages are COW-shared with a forked child (`UFFDIO_MOVE`
+/// refuses them with `EBUSY`) are still compacted: the pages are moved back,
+/// the slot released, the pages write-faulted (exclusive again) and the
+/// move retried, and every byte survives.
+#[test]
+fn compacts_stacks_shared_with_a_forked_child() {
+    within(60, || {
+        let rt = rt(1);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const N: u64 = 16;
+            let mut wakers = Vec::new();
+            let mut hs = Vec::new();
+            for k in 0..N {
+                let (tx, rx) = chan::bounded::<u64>(1);
+                wakers.push(tx);
+                hs.push(goro::go(move || {
+                    let mut arr = [0u64; 600];
+                    for (i, v) in arr.iter_mut().enumerate() {
+                        *v = k * 10_000 + i as u64;
+                    }
+                    let arr = black_box(arr);
+                    let add = rx.recv().unwrap();
+                    arr.iter().map(|v| v + add).sum::<u64>()
+                }));
+            }
+            goro::yield_now();
+            // The child shares every stack page copy-on-write until it exits.
+            // SAFETY: the child only sleeps and exits (async-signal-safe calls).
+            let pid = unsafe { libc_fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                // SAFETY: see above.
+                unsafe {
+                    libc_usleep(1_000_000);
+                    libc_exit(0);
+                }
+            }
+            wait_compacted(N as usize);
+            for (k, tx) in wakers.iter().enumerate() {
+                tx.send(k as u64).unwrap();
+            }
+            for (k, h) in hs.into_iter().enumerate() {
+                let k = k as u64;
+                let want: u64 = (0..600).map(|i| k * 10_000 + i + k).sum();
+                assert_eq!(h.join().unwrap(), want);
+            }
+            let mut status = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc_waitpid(pid, &mut status, 0) };
+        });
+    });
+}
+
+/// Parks below a 64 KiB local whose pages are given back to the kernel
+/// (`MADV_DONTNEED`) first: they are holes in the moved range.
+#[inline(never)]
+fn park_below_a_hole(rx: &chan::Receiver<u64>, k: u64) -> u64 {
+    let mut hole = std::mem::MaybeUninit::<[u64; 8192]>::uninit();
+    let p = black_box(hole.as_mut_ptr()) as *mut u64;
+    // Stack probes touched every page of the frame: give the whole pages
+    // inside `hole` back, so that they are missing when compacted.
+    let start = (p as usize + 4095) & !4095;
+    let end = (p as usize + 8 * 8192) & !4095;
+    // SAFETY: whole pages inside `hole`, which is never read before it is
+    // written again below.
+    assert_eq!(unsafe { libc_madvise(start as *mut u8, end - start, 4) }, 0);
+    let mine = black_box([k; 32]);
+    let add = rx.recv().unwrap();
+    // The hole is ordinary stack memory after the restore: write it all.
+    for i in 0..8192 {
+        // SAFETY: `p` points into `hole`, 8192 u64s on this frame.
+        unsafe { p.add(i).write(k + i as u64) };
+    }
+    // SAFETY: every element was just written.
+    let hole = unsafe { hole.assume_init() };
+    hole[8191] + mine.iter().sum::<u64>() + add
+}
+
+/// Stacks whose compacted range holds missing pages (moved as holes, which
+/// the compactor fills with the zero page before copying the stack out, so
+/// that it never faults while holding a slot) are compacted, restored and
+/// usable.
+#[test]
+fn stacks_with_untouched_pages_are_compacted() {
+    within(60, || {
+        let rt = rt(2);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(|| {
+            const N: u64 = 8;
+            let mut wakers = Vec::new();
+            let mut hs = Vec::new();
+            for k in 0..N {
+                let (tx, rx) = chan::bounded::<u64>(1);
+                wakers.push(tx);
+                hs.push(goro::go(move || park_below_a_hole(&rx, k)));
+            }
+            wait_compacted(N as usize);
+            for (k, tx) in wakers.iter().enumerate() {
+                tx.send(k as u64).unwrap();
+            }
+            for (k, h) in hs.into_iter().enumerate() {
+                let k = k as u64;
+                assert_eq!(h.join().unwrap(), k + 8191 + 32 * k + k);
+            }
         });
     });
 }

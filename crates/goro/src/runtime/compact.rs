@@ -30,8 +30,13 @@
 //! * `COMPACTING`: held by the home worker, on its scheduler stack. The used
 //!   pages are moved out with `UFFDIO_MOVE` into the worker's holding area,
 //!   copied into the buffer (allocated *before* the CAS), then published.
-//!   The holder allocates nothing, takes no lock and touches no compactable
-//!   memory, so the handler's wait on this state is bounded.
+//!   The holder allocates nothing, takes no lock and never faults on
+//!   registered memory: the holes a move leaves in the holding area (stack
+//!   pages never touched) are filled with the zero page before the copy
+//!   reads them, and a move refused with `EBUSY`/`EAGAIN` (a page COW-shared
+//!   since a fork()) is undone and the slot released *before* the pages are
+//!   write-faulted for a retry. So the handler's wait on this state is
+//!   bounded.
 //! * `COMPACTED`: the bytes `[lo, top)` are in `Saved::buf`; the pages
 //!   `[page_lo, slot end)` are unpopulated.
 //! * `RESTORING`: held by the one thread that won the CAS (the owner about
@@ -57,7 +62,9 @@
 //! # Registration, lazily
 //!
 //! Slabs are registered with the uffd only when the compactor first
-//! compacts a slot in them (one ioctl). From then on a never-touched page of
+//! compacts a slot in them (one ioctl). Their metadata (every slot
+//! `RESIDENT`) is published *before* the registration, so the handler knows
+//! every address that can fault. From then on a never-touched page of
 //! that slab faults to the handler once (a goroutine growing deeper than
 //! ever, or a stack whose pages were released), and the allocator stops
 //! carving new slots from it: fresh goroutines start in unregistered slabs
@@ -70,7 +77,21 @@
 //! open a userfaultfd that handles kernel-mode faults (with
 //! `UFFD_USER_MODE_ONLY` a `read(2)` into a compacted buffer would fail with
 //! `EFAULT`), when the kernel lacks `UFFDIO_MOVE` (Linux < 6.8) or
-//! `MADV_GUARD_INSTALL` (Linux < 6.13). Slabs are then never registered.
+//! `MADV_GUARD_INSTALL` (Linux < 6.13), when the context switch stores
+//! more than 4 KiB below the stack pointer it records (the depth is measured
+//! in the running binary, at probe time, on a scratch coroutine, and the
+//! margin kept below a saved stack pointer is twice that: it varies with the
+//! optimisation level and debug assertions, so no constant is safe), and in
+//! builds with `goro_bookkeeping_off` (no park times). Slabs are then never
+//! registered.
+//!
+//! # Refused candidates
+//!
+//! A goroutine whose compaction is refused (stack deeper than the holding
+//! area, slab not registrable, pages not movable) gets `SKIP_BIT` in its
+//! saved stack pointer and is not looked at again before it runs; a pass
+//! that compacts nothing always pushes the next scan into the future, so an
+//! idle worker never spins on refusals.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -93,12 +114,149 @@ pub(crate) const COMPACTED: u8 = 2;
 /// Held by a restorer (owner or handler), or by the handler's lazy fill.
 pub(crate) const RESTORING: u8 = 3;
 
-/// Bytes kept below the saved stack pointer: the context switch that
-/// follows the point where `suspend` reads the stack pointer
-/// (`Yielder::suspend` and corosensei's register pushes) stores below it.
-/// Measured (test `margin_covers_the_switch`): 24 bytes in optimised builds
-/// (`Yielder::suspend` inlined, three pushed words), 616 in debug builds.
-pub(crate) const SP_MARGIN: usize = if cfg!(debug_assertions) { 2048 } else { 128 };
+/// Most bytes the context switch may store below the saved stack pointer
+/// for compaction to stay on: a deeper switch means an unexpected build
+/// (sanitizer, unusual code generation), and guessing would lose bytes.
+const MARGIN_CAP: usize = 4096;
+/// Smallest margin kept below the saved stack pointer.
+const MARGIN_MIN: usize = 128;
+/// Bit of `Goroutine::saved_sp` marking a goroutine whose compaction was
+/// refused (stack too deep, slab not registrable, pages not movable): it is
+/// not a candidate again before it runs (its next switch out stores a fresh
+/// stack pointer, which clears the bit). Set only by the home worker.
+pub(crate) const SKIP_BIT: usize = 2;
+/// The low bits of `saved_sp` that are marks, not address (stack pointers
+/// are word aligned).
+pub(crate) const SP_MARKS: usize = COMPACTED_BIT | SKIP_BIT;
+
+/// How deep the context switch writes below the stack pointer recorded by
+/// `goroutine::record_sp_and_suspend`, measured in this very binary.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SwitchDepth {
+    /// Deepest byte written below the recorded stack pointer (bytes).
+    pub(crate) measured: usize,
+    /// Bytes kept below the saved stack pointer when compacting: twice the
+    /// measured depth, rounded up to 64, at least `MARGIN_MIN`.
+    pub(crate) margin: usize,
+}
+
+/// The switch depth (measured once per process), or why compaction must
+/// stay off. The depth depends on the code generation (optimisation level,
+/// inlining, debug assertions, instrumentation), so no constant is safe:
+/// bytes stored below the kept margin would be restored as zeros.
+pub(crate) fn switch_depth() -> Result<SwitchDepth, &'static str> {
+    static DEPTH: OnceLock<Result<SwitchDepth, String>> = OnceLock::new();
+    match DEPTH.get_or_init(measure_switch_depth) {
+        Ok(d) => Ok(*d),
+        Err(e) => Err(e.as_str()),
+    }
+}
+
+/// Bytes kept below the saved stack pointer (after a successful probe).
+fn margin() -> usize {
+    match switch_depth() {
+        Ok(d) => {
+            debug_assert!(d.margin >= d.measured);
+            d.margin
+        }
+        Err(_) => unreachable!("compaction used without a successful probe"),
+    }
+}
+
+/// A private anonymous mapping used as the stack of the measuring coroutine.
+struct ScratchStack {
+    base: usize,
+    len: usize,
+}
+
+impl ScratchStack {
+    fn new(len: usize) -> Option<ScratchStack> {
+        // SAFETY: a fresh private anonymous mapping at a kernel-chosen address.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then_some(ScratchStack {
+            base: p as usize,
+            len,
+        })
+    }
+}
+
+impl Drop for ScratchStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; the coroutine using it has completed.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+// SAFETY: `base + len` and `base` bound a mapped, writable, page-aligned
+// (hence 16-byte aligned) region owned by this value for its whole life.
+unsafe impl corosensei::stack::Stack for ScratchStack {
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.base + self.len).expect("non-null mapping")
+    }
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.base).expect("non-null mapping")
+    }
+}
+
+/// Zeroes 16 KiB of stack below the caller's frame.
+#[inline(never)]
+fn scrub_below() {
+    let z = std::hint::black_box([0u8; 16 * 1024]);
+    std::hint::black_box(&z);
+}
+
+/// Runs `goroutine::record_sp_and_suspend` (the very code every goroutine
+/// switches out through) on a zeroed scratch stack and finds the deepest
+/// byte it wrote below the stack pointer it recorded.
+fn measure_switch_depth() -> Result<SwitchDepth, String> {
+    use super::goroutine::{record_sp_and_suspend, Switch};
+    const LEN: usize = 256 * 1024;
+    const SCAN_BYTES: usize = 2 * MARGIN_CAP;
+    let stack = ScratchStack::new(LEN)
+        .ok_or_else(|| format!("mmap: {}", std::io::Error::last_os_error()))?;
+    let limit = stack.base;
+    let sp = std::sync::Arc::new(AtomicUsize::new(0));
+    let sp2 = sp.clone();
+    let mut co: corosensei::Coroutine<(), Switch, (), ScratchStack> =
+        corosensei::Coroutine::with_stack(stack, move |y, ()| {
+            scrub_below();
+            record_sp_and_suspend(&sp2, y, Switch::Park);
+        });
+    if !matches!(co.resume(()), corosensei::CoroutineResult::Yield(_)) {
+        return Err("measuring the context switch: the probe did not switch out".into());
+    }
+    let s = sp.load(Ordering::Relaxed) & !SP_MARKS;
+    let from = s.saturating_sub(SCAN_BYTES).max(limit);
+    let mut lowest = s;
+    for a in from..s {
+        // SAFETY: `[limit, s)` lies in the scratch stack mapping, which the
+        // suspended coroutine (on this thread) does not touch while we read.
+        if unsafe { std::ptr::read_volatile(a as *const u8) } != 0 {
+            lowest = a;
+            break;
+        }
+    }
+    let _ = co.resume(());
+    let measured = s - lowest;
+    if measured > MARGIN_CAP {
+        return Err(format!(
+            "the context switch writes {measured} bytes below the saved stack pointer \
+             (more than {MARGIN_CAP}): this build's code generation is not supported"
+        ));
+    }
+    let margin = (2 * measured).max(MARGIN_MIN).next_multiple_of(64);
+    Ok(SwitchDepth { measured, margin })
+}
+
 /// Bit of `Goroutine::saved_sp` telling its home worker that the stack was
 /// compacted (and may still be; the slot state says).
 pub(crate) const COMPACTED_BIT: usize = 1;
@@ -140,8 +298,11 @@ struct SlotMeta {
 struct SlabMeta {
     start: usize,
     slot_size: usize,
-    /// Whether `UFFDIO_REGISTER` succeeded (else the slab is not compacted).
-    registered: bool,
+    /// `REG_PENDING` from publication until `UFFDIO_REGISTER` returned,
+    /// then `REG_OK` or `REG_FAILED` (a failed slab is never compacted).
+    /// The meta is published before the registration, so the handler finds
+    /// it for every fault the registration makes possible.
+    registered: AtomicU8,
     slots: Box<[SlotMeta]>,
 }
 
@@ -150,13 +311,21 @@ struct SlabMeta {
 // immutable after publication.
 unsafe impl Sync for SlabMeta {}
 
+/// `SlabMeta::registered`: registration in progress.
+const REG_PENDING: u8 = 0;
+/// `SlabMeta::registered`: the slab is registered with the uffd.
+const REG_OK: u8 = 1;
+/// `SlabMeta::registered`: registration failed.
+const REG_FAILED: u8 = 2;
+
 /// `SlabMeta` per stack slab index (`stack::slab_index`), null until the
 /// slab is first compacted into.
 static METAS: [AtomicPtr<SlabMeta>; stack::MAX_SLABS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; stack::MAX_SLABS];
 
-/// Holding areas `(start, end)` for the handler (a hole moved into one
-/// faults when the compactor copies it out; it reads as zeros).
+/// Holding areas `(start, end)` for the handler. The compactor fills the
+/// holes a move leaves there before reading, so no fault is expected in a
+/// holding area; the handler still serves one (zeros) rather than abort.
 const MAX_HOLDERS: usize = 1024;
 static HOLDERS: [[AtomicUsize; 2]; MAX_HOLDERS] =
     [const { [const { AtomicUsize::new(0) }; 2] }; MAX_HOLDERS];
@@ -281,6 +450,10 @@ fn open() -> Result<Compactor, String> {
     if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return Err("not supported on this architecture".into());
     }
+    if cfg!(goro_bookkeeping_off) {
+        return Err("built with goro_bookkeeping_off: park times are not recorded".into());
+    }
+    switch_depth().map_err(|e| format!("cannot keep the context switch's stores: {e}"))?;
     let uffd = match Uffd::open(0, uffd::UFFD_FEATURE_MOVE) {
         Ok(u) => u,
         Err(e) => {
@@ -379,7 +552,12 @@ fn slab_for_compaction(addr: usize) -> Option<&'static SlabMeta> {
     if !p.is_null() {
         // SAFETY: published entries are leaked `SlabMeta`s.
         let m = unsafe { &*p };
-        return m.registered.then_some(m);
+        match m.registered.load(Ordering::Acquire) {
+            REG_OK => return Some(m),
+            REG_FAILED => return None,
+            // Another worker is registering it (holding the lock below).
+            _ => {}
+        }
     }
     // Only home workers get here, possibly two at once for one slab: the
     // lock makes one of them register it.
@@ -389,7 +567,8 @@ fn slab_for_compaction(addr: usize) -> Option<&'static SlabMeta> {
     if !p.is_null() {
         // SAFETY: as above.
         let m = unsafe { &*p };
-        return m.registered.then_some(m);
+        // Settled: registration happens under this lock.
+        return (m.registered.load(Ordering::Acquire) == REG_OK).then_some(m);
     }
     let n = (end - start) / slot_size;
     let slots = (0..n)
@@ -412,17 +591,21 @@ fn slab_for_compaction(addr: usize) -> Option<&'static SlabMeta> {
     // SAFETY: advisory, contents unchanged.
     let _ = unsafe { uffd::madvise(start, end - start, libc::MADV_NOHUGEPAGE) };
     // Publish before registering: the handler must find the meta of any
-    // fault the registration makes possible.
-    let mut meta = SlabMeta {
+    // fault the registration makes possible (a fault on an unknown address
+    // aborts). Every slot starts RESIDENT, which is what the handler needs
+    // to serve such a fault (a lazy fill).
+    let m: &'static SlabMeta = Box::leak(Box::new(SlabMeta {
         start,
         slot_size,
-        registered: true,
+        registered: AtomicU8::new(REG_PENDING),
         slots,
-    };
-    let ok = the_uffd().register(start, end - start).is_ok();
-    meta.registered = ok;
-    let m: &'static SlabMeta = Box::leak(Box::new(meta));
+    }));
     METAS[idx].store(m as *const SlabMeta as *mut SlabMeta, Ordering::Release);
+    // SAFETY: a stack slab (owned by the stack allocator, never unmapped);
+    // its meta is published above, so the handler serves every fault in it.
+    let ok = unsafe { the_uffd().register(start, end - start) }.is_ok();
+    m.registered
+        .store(if ok { REG_OK } else { REG_FAILED }, Ordering::Release);
     if ok {
         COUNTERS.registered_slabs.fetch_add(1, Ordering::Relaxed);
     }
@@ -500,7 +683,10 @@ impl Area {
         // SAFETY: our fresh mapping; advisory.
         let _ = unsafe { uffd::madvise(hold, bytes, libc::MADV_NOHUGEPAGE) };
         let n = NHOLDERS.load(Ordering::Relaxed);
-        if n >= MAX_HOLDERS || the_uffd().register(hold, bytes).is_err() {
+        // SAFETY: our fresh mapping; only this worker's compactor touches it
+        // (after filling any hole), and the handler serves a fault there as
+        // zeros once it is listed in `HOLDERS` (nothing touches it before).
+        if n >= MAX_HOLDERS || unsafe { the_uffd().register(hold, bytes) }.is_err() {
             // SAFETY: our mapping, never used.
             unsafe { libc::munmap(p, bytes) };
             return None;
@@ -526,13 +712,15 @@ pub(crate) fn after_release(bottom: usize, slot_size: usize, pages: usize) {
     let Some((meta, _)) = locate(bottom) else {
         return;
     };
-    if !meta.registered {
+    if meta.registered.load(Ordering::Acquire) != REG_OK {
         return;
     }
     let n = pages.min(slot_size / PAGE - 1);
     // EEXIST (a page is present) is harmless: the slot is free, nobody
     // compacts it.
-    let _ = the_uffd().zeropage(bottom + slot_size - n * PAGE, n * PAGE);
+    // SAFETY: the pages of a free slot whose contents were just released:
+    // zeros are what a fresh stack reads there.
+    let _ = unsafe { the_uffd().zeropage(bottom + slot_size - n * PAGE, n * PAGE) };
 }
 
 fn in_holder(addr: usize) -> bool {
@@ -610,7 +798,15 @@ pub(crate) fn idle_pass(
         local.next_scan_ms.set(u64::MAX);
         return false;
     };
-    compact_batch(area, &cands) > 0
+    if compact_batch(area, &cands) > 0 {
+        return true;
+    }
+    // Nothing compacted (every candidate refused, and marked so, or held
+    // for a moment by the handler): never leave the next scan in the past,
+    // or an idle worker would spin on the same candidates.
+    local.next_scan_ms.set(now + 1);
+    local.pending.set(true);
+    false
 }
 
 /// When `g` becomes due for compaction (coarse ms), if it is a candidate:
@@ -620,7 +816,7 @@ fn candidate(g: &Goroutine, after_ms: u64) -> Option<u64> {
     if g.state.load(Ordering::Relaxed) != super::park::PARKED
         || g.tracing.load(Ordering::Relaxed)
         || sp == 0
-        || sp & COMPACTED_BIT != 0
+        || sp & SP_MARKS != 0
     {
         return None;
     }
@@ -660,17 +856,17 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
     for (sp, g) in cands {
         let sp = *sp;
         let Some(meta) = slab_for_compaction(sp) else {
-            COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
+            mark_skipped(g);
             continue;
         };
         let i = (sp - meta.start) / meta.slot_size;
         let bottom = meta.start + i * meta.slot_size;
         let end = bottom + meta.slot_size;
         let top = stack::top_of(bottom, meta.slot_size);
-        let lo = sp.saturating_sub(SP_MARGIN).max(bottom + PAGE) & !15;
+        let lo = sp.saturating_sub(margin()).max(bottom + PAGE) & !15;
         let page_lo = lo & !(PAGE - 1);
         if top <= sp || top > end || (end - page_lo) / PAGE > HOLD_PAGES {
-            COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
+            mark_skipped(g);
             continue;
         }
         plans.push(Plan {
@@ -689,56 +885,110 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
     let mut old_bufs: Vec<Vec<u8>> = Vec::with_capacity(plans.len());
     for p in plans.iter_mut() {
         let npages = (p.end - p.page_lo) / PAGE;
+        let len = npages * PAGE;
         if used + npages > HOLD_PAGES {
             done += finish(area, &mut pending, &mut used, &mut old_bufs);
         }
         let slot = p.slot;
-        if slot
-            .state
-            .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            continue;
-        }
-        let dst = area.hold + used * PAGE;
-        let len = npages * PAGE;
-        let mut r = uffd.mov(dst, p.page_lo, len);
-        if let Err(e) = &r {
-            if e.err.raw_os_error() == Some(libc::EBUSY) {
-                // A page is COW-shared since a fork(): put back what moved,
-                // take a write fault that changes no byte (exclusive again),
-                // retry once.
-                move_back(uffd, p.page_lo, dst, e.done);
-                // SAFETY: write-faulting present pages of a suspended stack
-                // does not change their contents.
-                if unsafe { uffd::madvise(p.page_lo, len, uffd::MADV_POPULATE_WRITE) }.is_ok() {
-                    r = uffd.mov(dst, p.page_lo, len);
+        let mut retried = false;
+        loop {
+            if slot
+                .state
+                .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                // Held by the handler for a moment: try again at a later pass.
+                break;
+            }
+            let dst = area.hold + used * PAGE;
+            match move_out(uffd, dst, p.page_lo, len) {
+                Ok(()) => {
+                    // SAFETY: we hold the slot in COMPACTING: `saved` is ours.
+                    let s = unsafe { &mut *slot.saved.get() };
+                    s.lo = p.lo;
+                    s.page_lo = p.page_lo;
+                    s.top = p.top;
+                    s.end = p.end;
+                    pending.push(Pending {
+                        slot,
+                        g: p.g,
+                        off: used * PAGE + (p.lo - p.page_lo),
+                        buf: std::mem::take(&mut p.buf),
+                    });
+                    used += npages;
+                    break;
+                }
+                Err(busy) => {
+                    // The pages are back (`move_out`); so is the slot.
+                    slot.state.store(RESIDENT, Ordering::Release);
+                    if busy && !retried {
+                        // A page is COW-shared since a fork(), or the move
+                        // raced a page-table change: take write faults that
+                        // change no byte (exclusive again), then retry once.
+                        // Faulting may need the handler (a never-touched
+                        // page of the range), which may be waiting for a
+                        // slot we hold: copy the pending stacks out first,
+                        // so this thread holds no slot while it faults.
+                        retried = true;
+                        done += finish(area, &mut pending, &mut used, &mut old_bufs);
+                        // SAFETY: write-faulting pages of a suspended stack
+                        // does not change their contents; the slot is
+                        // RESIDENT and no slot is held by this thread.
+                        if unsafe { uffd::madvise(p.page_lo, len, uffd::MADV_POPULATE_WRITE) }
+                            .is_ok()
+                        {
+                            continue;
+                        }
+                    }
+                    mark_skipped(p.g);
+                    break;
                 }
             }
         }
-        if let Err(e) = r {
-            move_back(uffd, p.page_lo, dst, e.done);
-            slot.state.store(RESIDENT, Ordering::Release);
-            COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        // SAFETY: we hold the slot in COMPACTING: `saved` is ours.
-        let s = unsafe { &mut *slot.saved.get() };
-        s.lo = p.lo;
-        s.page_lo = p.page_lo;
-        s.top = p.top;
-        s.end = p.end;
-        pending.push(Pending {
-            slot,
-            g: p.g,
-            off: used * PAGE + (p.lo - p.page_lo),
-            buf: std::mem::take(&mut p.buf),
-        });
-        used += npages;
     }
     done += finish(area, &mut pending, &mut used, &mut old_bufs);
     drop(old_bufs);
     done
+}
+
+/// Marks `g` (suspended, on this its home worker) as refused: not a
+/// candidate again before it runs (see `SKIP_BIT`).
+fn mark_skipped(g: &Goroutine) {
+    let sp = g.saved_sp.load(Ordering::Relaxed);
+    g.saved_sp.store(sp | SKIP_BIT, Ordering::Relaxed);
+    COUNTERS.skipped.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Moves the stack pages `[src, src+len)` into the holding area at `dst`
+/// (the caller holds their slot in `COMPACTING`), then maps zero pages over
+/// the holes the move left in the holding area (unpopulated stack pages),
+/// so that copying out never faults: a fault there would need the handler,
+/// which may be waiting for a slot this thread holds. On failure everything
+/// that moved is back on the stack; `Err(true)` if the failure is transient
+/// (`EBUSY`: a COW-shared page; `EAGAIN`: a racing page-table change).
+fn move_out(uffd: &Uffd, dst: usize, src: usize, len: usize) -> Result<(), bool> {
+    // SAFETY: the caller holds the slot of `[src, src+len)` in COMPACTING
+    // (a thread touching those pages waits for the handler, which waits for
+    // the slot); `dst` is this worker's empty holding area.
+    if let Err(e) = unsafe { uffd.mov(dst, src, len) } {
+        move_back(uffd, src, dst, e.done);
+        return Err(matches!(
+            e.err.raw_os_error(),
+            Some(libc::EBUSY) | Some(libc::EAGAIN)
+        ));
+    }
+    for page in (dst..dst + len).step_by(PAGE) {
+        // SAFETY: a page of this worker's holding area left missing by the
+        // move (an unpopulated stack page, which reads as zeros).
+        if let Err(e) = unsafe { uffd.zeropage(page, PAGE) } {
+            if e.err.raw_os_error() != Some(libc::EEXIST) {
+                // Put everything back (holes and zero pages included).
+                move_back(uffd, src, dst, len);
+                return Err(false);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Moves `done` bytes back from the holding area to the stack after a
@@ -746,7 +996,9 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
 /// cannot fail but for a kernel bug, which would lose stack bytes).
 fn move_back(uffd: &Uffd, page_lo: usize, dst: usize, done: usize) {
     if done > 0 {
-        if let Err(p) = uffd.mov(page_lo, dst, done) {
+        // SAFETY: the pages just moved out of the stack (whose slot the
+        // caller still holds), back to where they were.
+        if let Err(p) = unsafe { uffd.mov(page_lo, dst, done) } {
             eprintln!("goro: moving stack pages back failed: {}", p.err);
             std::process::abort();
         }
@@ -767,9 +1019,10 @@ fn finish(
         // SAFETY: slot held in COMPACTING by us.
         let s = unsafe { &mut *p.slot.saved.get() };
         let len = s.top - s.lo;
-        // SAFETY: the holding area is private to this worker and mapped
-        // (the pages just moved in, or a hole the handler zero-fills on this
-        // read); `buf` has capacity `len`.
+        // SAFETY: the holding area is private to this worker and every page
+        // of the range is present (moved in, or a hole `move_out` filled
+        // with the zero page), so this read never faults; `buf` has
+        // capacity `len`.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 (area.hold + p.off) as *const u8,
@@ -816,7 +1069,9 @@ fn restore_locked(slot: &SlotMeta, scratch: &mut [u8]) {
     img[..off].fill(0);
     img[off..off + s.buf.len()].copy_from_slice(&s.buf);
     img[off + s.buf.len()..].fill(0);
-    if let Err(p) = the_uffd().copy(s.page_lo, img.as_ptr() as usize, n) {
+    // SAFETY: the caller holds the slot in RESTORING: its pages are missing
+    // and their bytes are the image built from the buffer above.
+    if let Err(p) = unsafe { the_uffd().copy(s.page_lo, img.as_ptr() as usize, n) } {
         // A page of a compacted range is present: the state machine was
         // broken. Stack bytes would be lost; stop here.
         eprintln!(
@@ -838,7 +1093,7 @@ fn restore_locked(slot: &SlotMeta, scratch: &mut [u8]) {
 #[cold]
 #[inline(never)]
 pub(crate) fn restore_for_resume(g: &Goroutine, local: &Local) {
-    let sp = g.saved_sp.load(Ordering::Relaxed) & !COMPACTED_BIT;
+    let sp = g.saved_sp.load(Ordering::Relaxed) & !SP_MARKS;
     g.saved_sp.store(sp, Ordering::Relaxed);
     let Some((meta, i)) = locate(sp) else {
         return;
@@ -922,7 +1177,8 @@ fn handler_main() {
             if let Some((meta, i)) = locate(addr) {
                 on_fault(uffd, &meta.slots[i], addr, write, &mut scratch, &zero);
             } else if in_holder(addr) {
-                // A hole moved into a holding area: zeros by definition.
+                // A holding-area page (not expected: `move_out` fills the
+                // holes before the compactor reads): zeros by definition.
                 fill(uffd, addr & !(PAGE - 1), write, &zero);
             } else {
                 // Not ours: nothing sane to do; a thread would hang forever.
@@ -935,10 +1191,15 @@ fn handler_main() {
 /// Maps a page of zeros at `page` (a fresh page for a write, the shared
 /// zero page for a read); wakes the faulter if it is already there.
 fn fill(uffd: &Uffd, page: usize, write: bool, zero: &[u8]) -> bool {
-    let r = if write {
-        uffd.copy(page, zero.as_ptr() as usize, PAGE)
-    } else {
-        uffd.zeropage(page, PAGE)
+    // SAFETY: the caller (the handler) knows zeros are the page's contents:
+    // a never-touched page of a slot it holds in RESTORING, or a holding-area
+    // page; `zero` is a readable page of zeros.
+    let r = unsafe {
+        if write {
+            uffd.copy(page, zero.as_ptr() as usize, PAGE)
+        } else {
+            uffd.zeropage(page, PAGE)
+        }
     };
     if r.is_err() {
         // EEXIST: a stale message (filled meanwhile). A wake is harmless.
@@ -1003,19 +1264,15 @@ fn on_fault(
 mod tests {
     use super::*;
 
-    /// Zeroes `n` KiB of stack below the caller's frame.
-    #[inline(never)]
-    fn scrub_below() {
-        let z = std::hint::black_box([0u8; 16 * 1024]);
-        std::hint::black_box(&z);
-    }
-
-    /// `SP_MARGIN` covers everything the switch out stores below the stack
-    /// pointer read in `suspend`: on a scrubbed stack, no byte below
-    /// `saved_sp - SP_MARGIN` is written by the time the goroutine is
+    /// The margin measured at probe time covers everything the switch out
+    /// stores below the stack pointer read in `suspend`: on a scrubbed
+    /// stack, no byte below `saved_sp - margin` is written by the time the goroutine is
     /// switched out.
     #[test]
     fn margin_covers_the_switch() {
+        let depth = switch_depth().expect("the switch depth is measurable");
+        assert!(depth.margin >= depth.measured);
+        assert!(depth.margin >= MARGIN_MIN && depth.margin % 64 == 0);
         let rt = crate::Runtime::builder().workers(1).build().unwrap();
         for _ in 0..20 {
             let (tx, rx) = crate::chan::bounded::<GRef>(1);
@@ -1050,10 +1307,12 @@ mod tests {
                 }
             }
             assert!(
-                sp - lowest <= SP_MARGIN,
-                "the switch wrote {} bytes below the saved stack pointer",
-                sp - lowest
+                sp - lowest <= depth.measured,
+                "the switch wrote {} bytes below the saved stack pointer, the probe measured {}",
+                sp - lowest,
+                depth.measured
             );
+            assert!(sp - lowest <= depth.margin);
             super::super::goroutine::unpark(&g);
             wake_tx.send(()).unwrap();
             h.join().unwrap();

@@ -182,8 +182,11 @@ pub(crate) struct Goroutine {
     /// own stack), 0 before the first: what stack compaction keeps is at and
     /// above it. Bit 0 (`compact::COMPACTED_BIT`; stack pointers are word
     /// aligned) is set by the home worker when it compacted the stack, and
-    /// checked (one relaxed load) before every resume. Only its home thread
-    /// writes it; atomic so that stats may read it.
+    /// checked (one relaxed load) before every resume. Bit 1
+    /// (`compact::SKIP_BIT`) marks a goroutine whose compaction was refused:
+    /// not retried before it next switches out (which stores a fresh stack
+    /// pointer). Only its home thread writes it; atomic so that stats may
+    /// read it.
     pub(crate) saved_sp: AtomicUsize,
 }
 
@@ -391,14 +394,23 @@ fn check_cancelled(g: &Goroutine) {
 fn suspend(g: &Goroutine, how: Switch) {
     let y = g.yielder.get();
     debug_assert!(!y.is_null());
-    // Everything live on this stack while it is switched out is at or above
-    // this (give or take the switch itself: `compact::SP_MARGIN`).
-    // (Bit 0 is clear: the stack was restored before this resume.)
-    g.saved_sp
-        .store(super::compact::stack_pointer(), Ordering::Relaxed);
     // SAFETY: `yielder` was set by the coroutine's entry closure on this very
     // stack and stays valid until the coroutine returns; we are inside it.
-    unsafe { (*y).suspend(how) };
+    record_sp_and_suspend(&g.saved_sp, unsafe { &*y }, how);
+}
+
+/// Stores the stack pointer in `saved_sp`, then switches out through `y`.
+/// Everything live on this stack while it is switched out is at or above
+/// that stack pointer, give or take what the switch itself stores below it
+/// (`compact::margin`). Never inlined: the compaction probe measures how
+/// deep exactly this code writes below the recorded stack pointer, in the
+/// running binary, by calling it on a scratch coroutine. (The low bits of
+/// `saved_sp` are clear afterwards: the stack was restored before this
+/// resume, and a fresh stack pointer drops any skip mark.)
+#[inline(never)]
+pub(crate) fn record_sp_and_suspend(saved_sp: &AtomicUsize, y: &Yielder<(), Switch>, how: Switch) {
+    saved_sp.store(super::compact::stack_pointer(), Ordering::Relaxed);
+    y.suspend(how);
 }
 
 /// `yield_now` for a goroutine: back of the local queue.

@@ -207,7 +207,14 @@ impl Uffd {
     }
 
     /// `UFFDIO_REGISTER` of `[start, start+len)` for missing faults.
-    pub(crate) fn register(&self, start: usize, len: usize) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// From then on every access to a missing page of the range blocks
+    /// until this uffd's handler serves it: the caller must own the range
+    /// and make sure the handler knows every address in it (a fault the
+    /// handler cannot serve hangs the faulting thread).
+    pub(crate) unsafe fn register(&self, start: usize, len: usize) -> io::Result<()> {
         let mut r = UffdioRegister {
             range: UffdioRange {
                 start: start as u64,
@@ -239,7 +246,13 @@ impl Uffd {
     /// `UFFDIO_COPY`: allocate pages at `dst` filled from `src` (readable
     /// memory of `len` bytes), atomically with respect to faults; wakes the
     /// threads blocked on them. Fails with `EEXIST` on a present page.
-    pub(crate) fn copy(&self, dst: usize, src: usize, len: usize) -> Result<(), Partial> {
+    ///
+    /// # Safety
+    ///
+    /// The caller must own `[dst, dst+len)` (registered with this uffd) and
+    /// hold whatever protocol makes the new contents correct there (what was
+    /// missing becomes `src`'s bytes, visible to every thread).
+    pub(crate) unsafe fn copy(&self, dst: usize, src: usize, len: usize) -> Result<(), Partial> {
         let mut c = UffdioCopy {
             dst: dst as u64,
             src: src as u64,
@@ -258,7 +271,13 @@ impl Uffd {
     }
 
     /// `UFFDIO_ZEROPAGE`: map the shared zero page over missing pages.
-    pub(crate) fn zeropage(&self, start: usize, len: usize) -> Result<(), Partial> {
+    ///
+    /// # Safety
+    ///
+    /// The caller must own `[start, start+len)` (registered with this uffd)
+    /// and know that zeros are the right contents of its missing pages (not
+    /// bytes kept elsewhere, e.g. a compacted stack's buffer).
+    pub(crate) unsafe fn zeropage(&self, start: usize, len: usize) -> Result<(), Partial> {
         let mut z = UffdioZeropage {
             range: UffdioRange {
                 start: start as u64,
@@ -281,7 +300,14 @@ impl Uffd {
     /// `dst` without copying; `src` becomes unpopulated, so later accesses
     /// there raise missing faults. `dst` must be unpopulated and registered
     /// with this uffd.
-    pub(crate) fn mov(&self, dst: usize, src: usize, len: usize) -> Result<(), Partial> {
+    ///
+    /// # Safety
+    ///
+    /// The caller must own both ranges, and hold whatever protocol keeps
+    /// every thread from relying on `src`'s contents while they live at
+    /// `dst` (accesses to `src` fault to this uffd's handler, which must be
+    /// able to serve them).
+    pub(crate) unsafe fn mov(&self, dst: usize, src: usize, len: usize) -> Result<(), Partial> {
         let mut m = UffdioMove {
             dst: dst as u64,
             src: src as u64,
