@@ -36,6 +36,19 @@ fn available(rt: &Runtime) -> bool {
     true
 }
 
+/// Runs `body` as the main goroutine of a compacting runtime with `workers`
+/// workers, failing after `secs`; skipped (with a line saying why) where
+/// compaction is unavailable.
+fn on_compacting_runtime(workers: usize, secs: u64, body: impl FnOnce() + Send + 'static) {
+    within(secs, move || {
+        let rt = rt(workers);
+        if !available(&rt) {
+            return;
+        }
+        rt.block_on(body);
+    });
+}
+
 /// In a goroutine: waits until at least `n` goroutines of this runtime are
 /// compacted (polling; the main goroutine sleeps in short steps so that it
 /// is never parked long enough to count).
@@ -59,64 +72,58 @@ struct SelfRef {
 
 #[test]
 fn pointers_into_compacted_stacks_survive() {
-    within(60, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
+    on_compacting_runtime(2, 60, || {
+        const N: u64 = 50;
+        let mut wakers = Vec::new();
+        let mut hs = Vec::new();
+        for k in 0..N {
+            let (tx, rx) = chan::bounded::<u64>(1);
+            wakers.push(tx);
+            hs.push(goro::go(move || {
+                let mut arr = [0u64; 100];
+                for (i, v) in arr.iter_mut().enumerate() {
+                    *v = k * 1000 + i as u64;
+                }
+                let r = &mut arr; // &mut held across the park
+                let mut sr = SelfRef {
+                    data: [k; 16],
+                    ptr: std::ptr::null(),
+                };
+                sr.ptr = &sr.data[7];
+                let sr = black_box(&mut sr);
+                let heap = Box::new(k * 7);
+                let lref: &u64 = &r[50];
+                let addr = lref as *const u64 as usize;
+                let add = rx.recv().unwrap(); // parks: compacted here
+                assert_eq!(lref as *const u64 as usize, addr);
+                assert_eq!(*lref, k * 1000 + 50);
+                for v in r.iter_mut() {
+                    *v += add;
+                }
+                // SAFETY: `ptr` points into `sr.data`, which has not moved.
+                let through = unsafe { *sr.ptr };
+                assert_eq!(through, k);
+                assert_eq!(*heap, k * 7);
+                arr.iter().sum::<u64>()
+            }));
         }
-        rt.block_on(|| {
-            const N: u64 = 50;
-            let mut wakers = Vec::new();
-            let mut hs = Vec::new();
-            for k in 0..N {
-                let (tx, rx) = chan::bounded::<u64>(1);
-                wakers.push(tx);
-                hs.push(goro::go(move || {
-                    let mut arr = [0u64; 100];
-                    for (i, v) in arr.iter_mut().enumerate() {
-                        *v = k * 1000 + i as u64;
-                    }
-                    let r = &mut arr; // &mut held across the park
-                    let mut sr = SelfRef {
-                        data: [k; 16],
-                        ptr: std::ptr::null(),
-                    };
-                    sr.ptr = &sr.data[7];
-                    let sr = black_box(&mut sr);
-                    let heap = Box::new(k * 7);
-                    let lref: &u64 = &r[50];
-                    let addr = lref as *const u64 as usize;
-                    let add = rx.recv().unwrap(); // parks: compacted here
-                    assert_eq!(lref as *const u64 as usize, addr);
-                    assert_eq!(*lref, k * 1000 + 50);
-                    for v in r.iter_mut() {
-                        *v += add;
-                    }
-                    // SAFETY: `ptr` points into `sr.data`, which has not moved.
-                    let through = unsafe { *sr.ptr };
-                    assert_eq!(through, k);
-                    assert_eq!(*heap, k * 7);
-                    arr.iter().sum::<u64>()
-                }));
-            }
-            wait_compacted(N as usize);
-            let s = goro::debug::stats().compaction;
-            assert!(s.compactions >= N, "{s:?}");
-            assert!(s.compacted >= N, "{s:?}");
-            assert!(s.bytes_saved > 0, "{s:?}");
-            for (k, tx) in wakers.iter().enumerate() {
-                tx.send(k as u64).unwrap();
-            }
-            for (k, h) in hs.into_iter().enumerate() {
-                let k = k as u64;
-                let want: u64 = (0..100).map(|i| k * 1000 + i + k).sum();
-                assert_eq!(h.join().unwrap(), want);
-            }
-            // The sends write into the receivers' waiter records, on their
-            // compacted stacks: the fault handler restores those first.
-            let s = goro::debug::stats().compaction;
-            assert!(s.owner_restores + s.handler_restores >= N, "{s:?}");
-        });
+        wait_compacted(N as usize);
+        let s = goro::debug::stats().compaction;
+        assert!(s.compactions >= N, "{s:?}");
+        assert!(s.compacted >= N, "{s:?}");
+        assert!(s.bytes_saved > 0, "{s:?}");
+        for (k, tx) in wakers.iter().enumerate() {
+            tx.send(k as u64).unwrap();
+        }
+        for (k, h) in hs.into_iter().enumerate() {
+            let k = k as u64;
+            let want: u64 = (0..100).map(|i| k * 1000 + i + k).sum();
+            assert_eq!(h.join().unwrap(), want);
+        }
+        // The sends write into the receivers' waiter records, on their
+        // compacted stacks: the fault handler restores those first.
+        let s = goro::debug::stats().compaction;
+        assert!(s.owner_restores + s.handler_restores >= N, "{s:?}");
     });
 }
 
@@ -124,51 +131,45 @@ fn pointers_into_compacted_stacks_survive() {
 /// locals of a goroutine parked (and compacted) inside `thread::scope`.
 #[test]
 fn scoped_thread_reads_and_writes_compacted_locals() {
-    within(60, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
-        }
-        rt.block_on(|| {
-            const ROUNDS: u64 = 5;
-            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-            let (ack_tx, ack_rx) = chan::bounded::<u64>(1);
-            let (resume_tx, resume_rx) = chan::bounded::<()>(1);
-            let g = goro::go(move || {
-                let mut local = [1u64; 512];
-                std::thread::scope(|s| {
-                    let local = &mut local;
-                    s.spawn(move || {
-                        for round in 0..ROUNDS {
-                            go_rx.recv().unwrap();
-                            // The goroutine is parked and compacted now.
-                            let sum: u64 = local.iter().sum();
-                            assert_eq!(sum, 512 * (round + 1), "round {round}");
-                            for v in local.iter_mut() {
-                                *v = round + 2;
-                            }
-                            ack_tx.send(sum).unwrap();
+    on_compacting_runtime(2, 60, || {
+        const ROUNDS: u64 = 5;
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (ack_tx, ack_rx) = chan::bounded::<u64>(1);
+        let (resume_tx, resume_rx) = chan::bounded::<()>(1);
+        let g = goro::go(move || {
+            let mut local = [1u64; 512];
+            std::thread::scope(|s| {
+                let local = &mut local;
+                s.spawn(move || {
+                    for round in 0..ROUNDS {
+                        go_rx.recv().unwrap();
+                        // The goroutine is parked and compacted now.
+                        let sum: u64 = local.iter().sum();
+                        assert_eq!(sum, 512 * (round + 1), "round {round}");
+                        for v in local.iter_mut() {
+                            *v = round + 2;
                         }
-                    });
-                    for _ in 0..ROUNDS {
-                        resume_rx.recv().unwrap(); // parks inside the scope
+                        ack_tx.send(sum).unwrap();
                     }
                 });
-                local.iter().sum::<u64>()
+                for _ in 0..ROUNDS {
+                    resume_rx.recv().unwrap(); // parks inside the scope
+                }
             });
-            for round in 0..ROUNDS {
-                wait_compacted(1);
-                go_tx.send(()).unwrap();
-                assert_eq!(ack_rx.recv().unwrap(), 512 * (round + 1));
-                // Wake the goroutine: it resumes on the restored stack and
-                // parks again (to be compacted again).
-                resume_tx.send(()).unwrap();
-                goro::time::sleep(Duration::from_millis(5));
-            }
-            assert_eq!(g.join().unwrap(), 512 * (ROUNDS + 1));
-            let s = goro::debug::stats().compaction;
-            assert!(s.handler_restores >= 1, "{s:?}");
+            local.iter().sum::<u64>()
         });
+        for round in 0..ROUNDS {
+            wait_compacted(1);
+            go_tx.send(()).unwrap();
+            assert_eq!(ack_rx.recv().unwrap(), 512 * (round + 1));
+            // Wake the goroutine: it resumes on the restored stack and
+            // parks again (to be compacted again).
+            resume_tx.send(()).unwrap();
+            goro::time::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(g.join().unwrap(), 512 * (ROUNDS + 1));
+        let s = goro::debug::stats().compaction;
+        assert!(s.handler_restores >= 1, "{s:?}");
     });
 }
 
@@ -204,49 +205,43 @@ fn scope_children_touch_compacted_parent() {
 /// Many park → compact → restore → resume cycles keep every value.
 #[test]
 fn many_compact_restore_cycles() {
-    within(120, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
-        }
-        rt.block_on(|| {
-            const N: usize = 16;
-            const CYCLES: u64 = 25;
-            let mut txs = Vec::new();
-            let mut hs = Vec::new();
-            for k in 0..N as u64 {
-                let (tx, rx) = chan::bounded::<()>(1);
-                txs.push(tx);
-                hs.push(goro::go(move || {
-                    let mut acc = [k; 200];
-                    for c in 0..CYCLES {
-                        rx.recv().unwrap();
-                        for (i, v) in acc.iter_mut().enumerate() {
-                            assert_eq!(*v, k + c * i as u64, "cycle {c}");
-                            *v += i as u64;
-                        }
+    on_compacting_runtime(2, 120, || {
+        const N: usize = 16;
+        const CYCLES: u64 = 25;
+        let mut txs = Vec::new();
+        let mut hs = Vec::new();
+        for k in 0..N as u64 {
+            let (tx, rx) = chan::bounded::<()>(1);
+            txs.push(tx);
+            hs.push(goro::go(move || {
+                let mut acc = [k; 200];
+                for c in 0..CYCLES {
+                    rx.recv().unwrap();
+                    for (i, v) in acc.iter_mut().enumerate() {
+                        assert_eq!(*v, k + c * i as u64, "cycle {c}");
+                        *v += i as u64;
                     }
-                    acc[199]
-                }));
-            }
-            let before = goro::debug::stats().compaction;
-            for _ in 0..CYCLES {
-                wait_compacted(N);
-                for tx in &txs {
-                    tx.send(()).unwrap();
                 }
-                goro::time::sleep(Duration::from_millis(2));
+                acc[199]
+            }));
+        }
+        let before = goro::debug::stats().compaction;
+        for _ in 0..CYCLES {
+            wait_compacted(N);
+            for tx in &txs {
+                tx.send(()).unwrap();
             }
-            for (k, h) in hs.into_iter().enumerate() {
-                assert_eq!(h.join().unwrap(), k as u64 + CYCLES * 199);
-            }
-            let after = goro::debug::stats().compaction;
-            let restores = |s: &goro::debug::CompactionStats| s.owner_restores + s.handler_restores;
-            assert!(
-                restores(&after) - restores(&before) >= N as u64 * CYCLES,
-                "{after:?}"
-            );
-        });
+            goro::time::sleep(Duration::from_millis(2));
+        }
+        for (k, h) in hs.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), k as u64 + CYCLES * 199);
+        }
+        let after = goro::debug::stats().compaction;
+        let restores = |s: &goro::debug::CompactionStats| s.owner_restores + s.handler_restores;
+        assert!(
+            restores(&after) - restores(&before) >= N as u64 * CYCLES,
+            "{after:?}"
+        );
     });
 }
 
@@ -255,42 +250,36 @@ fn many_compact_restore_cycles() {
 /// not stranded.
 #[test]
 fn foreign_access_below_the_compacted_range_is_served() {
-    within(60, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
-        }
-        rt.block_on(|| {
-            let (tx, rx) = chan::bounded::<()>(1);
-            let (addr_tx, addr_rx) = chan::bounded::<(usize, usize)>(1);
-            let g = goro::go(move || {
-                let local = 42u64;
-                let here = &local as *const u64 as usize;
-                // 64 KiB below the stack pointer: inside the 256 KiB slot,
-                // never touched (dead stack memory, read as raw bytes).
-                addr_tx.send((here, here - 64 * 1024)).unwrap();
-                rx.recv().unwrap();
-                black_box(&local);
-                local
-            });
-            let (live, deep) = addr_rx.recv().unwrap();
-            wait_compacted(1);
-            let t = std::thread::spawn(move || {
-                // SAFETY: both addresses lie in the goroutine's mapped stack
-                // slot, which outlives this thread (joined below, before the
-                // goroutine is woken); reading bytes there is defined.
-                unsafe {
-                    let d = std::ptr::read_volatile(deep as *const u64);
-                    let l = std::ptr::read_volatile(live as *const u64);
-                    (d, l)
-                }
-            });
-            let (d, l) = t.join().unwrap();
-            assert_eq!(d, 0);
-            assert_eq!(l, 42);
-            tx.send(()).unwrap();
-            assert_eq!(g.join().unwrap(), 42);
+    on_compacting_runtime(2, 60, || {
+        let (tx, rx) = chan::bounded::<()>(1);
+        let (addr_tx, addr_rx) = chan::bounded::<(usize, usize)>(1);
+        let g = goro::go(move || {
+            let local = 42u64;
+            let here = &local as *const u64 as usize;
+            // 64 KiB below the stack pointer: inside the 256 KiB slot,
+            // never touched (dead stack memory, read as raw bytes).
+            addr_tx.send((here, here - 64 * 1024)).unwrap();
+            rx.recv().unwrap();
+            black_box(&local);
+            local
         });
+        let (live, deep) = addr_rx.recv().unwrap();
+        wait_compacted(1);
+        let t = std::thread::spawn(move || {
+            // SAFETY: both addresses lie in the goroutine's mapped stack
+            // slot, which outlives this thread (joined below, before the
+            // goroutine is woken); reading bytes there is defined.
+            unsafe {
+                let d = std::ptr::read_volatile(deep as *const u64);
+                let l = std::ptr::read_volatile(live as *const u64);
+                (d, l)
+            }
+        });
+        let (d, l) = t.join().unwrap();
+        assert_eq!(d, 0);
+        assert_eq!(l, 42);
+        tx.send(()).unwrap();
+        assert_eq!(g.join().unwrap(), 42);
     });
 }
 
@@ -300,61 +289,55 @@ fn foreign_access_below_the_compacted_range_is_served() {
 /// compacted and restored over and over.
 #[test]
 fn lazy_fills_race_compactions() {
-    within(120, || {
-        let rt = rt(1);
-        if !available(&rt) {
-            return;
-        }
-        rt.block_on(|| {
-            const CYCLES: u64 = 10;
-            let (tx, rx) = chan::bounded::<()>(1);
-            let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
-            let g = goro::go(move || {
-                let mut counter = 0u64;
-                addr_tx.send(&mut counter as *mut u64 as usize).unwrap();
-                for _ in 0..CYCLES {
-                    rx.recv().unwrap();
-                }
-                black_box(&mut counter);
-                counter
-            });
-            let addr = addr_rx.recv().unwrap();
-            let stop = Arc::new(AtomicBool::new(false));
-            let writes = Arc::new(AtomicU64::new(0));
-            let (st, wr) = (stop.clone(), writes.clone());
-            let t = std::thread::spawn(move || {
-                // SAFETY: `addr` is the goroutine's `counter`, alive until
-                // the goroutine returns, which it cannot before this thread
-                // is joined (it needs the last wake, sent after the join).
-                // Only this thread writes it meanwhile, atomically; the
-                // goroutine reads it after the join.
-                let c = unsafe { &*(addr as *const AtomicU64) };
-                let mut page = 1;
-                while !st.load(Ordering::Relaxed) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                    wr.fetch_add(1, Ordering::Relaxed);
-                    // Fresh pages deeper in the slot: lazy fills.
-                    let deep = (addr & !4095) - 4096 * (8 + page % 40);
-                    // SAFETY: inside the goroutine's stack slot, far below
-                    // its stack pointer: dead memory, read as bytes.
-                    black_box(unsafe { std::ptr::read_volatile(deep as *const u8) });
-                    page += 1;
-                    if page % 64 == 0 {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                }
-            });
-            for _ in 0..CYCLES - 1 {
-                wait_compacted(1);
-                tx.send(()).unwrap();
-                goro::time::sleep(Duration::from_millis(2));
+    on_compacting_runtime(1, 120, || {
+        const CYCLES: u64 = 10;
+        let (tx, rx) = chan::bounded::<()>(1);
+        let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
+        let g = goro::go(move || {
+            let mut counter = 0u64;
+            addr_tx.send(&mut counter as *mut u64 as usize).unwrap();
+            for _ in 0..CYCLES {
+                rx.recv().unwrap();
             }
-            wait_compacted(1);
-            stop.store(true, Ordering::Relaxed);
-            t.join().unwrap();
-            tx.send(()).unwrap();
-            assert_eq!(g.join().unwrap(), writes.load(Ordering::Relaxed));
+            black_box(&mut counter);
+            counter
         });
+        let addr = addr_rx.recv().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicU64::new(0));
+        let (st, wr) = (stop.clone(), writes.clone());
+        let t = std::thread::spawn(move || {
+            // SAFETY: `addr` is the goroutine's `counter`, alive until
+            // the goroutine returns, which it cannot before this thread
+            // is joined (it needs the last wake, sent after the join).
+            // Only this thread writes it meanwhile, atomically; the
+            // goroutine reads it after the join.
+            let c = unsafe { &*(addr as *const AtomicU64) };
+            let mut page = 1;
+            while !st.load(Ordering::Relaxed) {
+                c.fetch_add(1, Ordering::Relaxed);
+                wr.fetch_add(1, Ordering::Relaxed);
+                // Fresh pages deeper in the slot: lazy fills.
+                let deep = (addr & !4095) - 4096 * (8 + page % 40);
+                // SAFETY: inside the goroutine's stack slot, far below
+                // its stack pointer: dead memory, read as bytes.
+                black_box(unsafe { std::ptr::read_volatile(deep as *const u8) });
+                page += 1;
+                if page % 64 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        });
+        for _ in 0..CYCLES - 1 {
+            wait_compacted(1);
+            tx.send(()).unwrap();
+            goro::time::sleep(Duration::from_millis(2));
+        }
+        wait_compacted(1);
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        tx.send(()).unwrap();
+        assert_eq!(g.join().unwrap(), writes.load(Ordering::Relaxed));
     });
 }
 
@@ -362,39 +345,33 @@ fn lazy_fills_race_compactions() {
 /// full, not user-mode-only, userfaultfd).
 #[test]
 fn kernel_writes_into_compacted_stack() {
-    within(60, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
-        }
-        rt.block_on(|| {
-            let (tx, rx) = chan::bounded::<()>(1);
-            let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
-            let g = goro::go(move || {
-                let mut buf = [0u8; 64];
-                addr_tx.send(buf.as_mut_ptr() as usize).unwrap();
-                rx.recv().unwrap();
-                black_box(&mut buf);
-                buf
-            });
-            let addr = addr_rx.recv().unwrap();
-            wait_compacted(1);
-            let mut fds = [0; 2];
-            // SAFETY: pipe with a valid 2-int array.
-            assert_eq!(unsafe { libc_pipe(fds.as_mut_ptr()) }, 0);
-            let msg = [7u8; 64];
-            // SAFETY: writing 64 bytes from a live array to our pipe, then
-            // reading them into the goroutine's parked buffer, which lives
-            // until the goroutine is woken below.
-            unsafe {
-                assert_eq!(libc_write(fds[1], msg.as_ptr(), 64), 64);
-                assert_eq!(libc_read(fds[0], addr as *mut u8, 64), 64);
-                libc_close(fds[0]);
-                libc_close(fds[1]);
-            }
-            tx.send(()).unwrap();
-            assert_eq!(g.join().unwrap(), [7u8; 64]);
+    on_compacting_runtime(2, 60, || {
+        let (tx, rx) = chan::bounded::<()>(1);
+        let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
+        let g = goro::go(move || {
+            let mut buf = [0u8; 64];
+            addr_tx.send(buf.as_mut_ptr() as usize).unwrap();
+            rx.recv().unwrap();
+            black_box(&mut buf);
+            buf
         });
+        let addr = addr_rx.recv().unwrap();
+        wait_compacted(1);
+        let mut fds = [0; 2];
+        // SAFETY: pipe with a valid 2-int array.
+        assert_eq!(unsafe { libc_pipe(fds.as_mut_ptr()) }, 0);
+        let msg = [7u8; 64];
+        // SAFETY: writing 64 bytes from a live array to our pipe, then
+        // reading them into the goroutine's parked buffer, which lives
+        // until the goroutine is woken below.
+        unsafe {
+            assert_eq!(libc_write(fds[1], msg.as_ptr(), 64), 64);
+            assert_eq!(libc_read(fds[0], addr as *mut u8, 64), 64);
+            libc_close(fds[0]);
+            libc_close(fds[1]);
+        }
+        tx.send(()).unwrap();
+        assert_eq!(g.join().unwrap(), [7u8; 64]);
     });
 }
 
@@ -532,86 +509,80 @@ fn env_switch_turns_it_off() {
 #[test]
 #[ignore = "stress test; run with --ignored"]
 fn stress_foreign_access_while_compacting() {
-    within(300, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
+    on_compacting_runtime(2, 300, || {
+        const G: usize = 64;
+        const ROUNDS: usize = 40;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut txs = Vec::new();
+        let mut hs = Vec::new();
+        let (addr_tx, addr_rx) = chan::bounded::<usize>(G);
+        for k in 0..G as u64 {
+            let (tx, rx) = chan::bounded::<()>(1);
+            txs.push(tx);
+            let addr_tx = addr_tx.clone();
+            hs.push(goro::go(move || {
+                let counters: [AtomicU64; 8] = Default::default();
+                let mine = [k; 256];
+                addr_tx.send(&counters as *const _ as usize).unwrap();
+                let mut resumes = 0u64;
+                while rx.recv().is_ok() {
+                    resumes += 1;
+                    assert!(mine.iter().all(|&v| v == k));
+                }
+                black_box(&mine);
+                (
+                    counters
+                        .iter()
+                        .map(|c| c.load(Ordering::Relaxed))
+                        .sum::<u64>(),
+                    resumes,
+                )
+            }));
         }
-        rt.block_on(|| {
-            const G: usize = 64;
-            const ROUNDS: usize = 40;
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut txs = Vec::new();
-            let mut hs = Vec::new();
-            let (addr_tx, addr_rx) = chan::bounded::<usize>(G);
-            for k in 0..G as u64 {
-                let (tx, rx) = chan::bounded::<()>(1);
-                txs.push(tx);
-                let addr_tx = addr_tx.clone();
-                hs.push(goro::go(move || {
-                    let counters: [AtomicU64; 8] = Default::default();
-                    let mine = [k; 256];
-                    addr_tx.send(&counters as *const _ as usize).unwrap();
-                    let mut resumes = 0u64;
-                    while rx.recv().is_ok() {
-                        resumes += 1;
-                        assert!(mine.iter().all(|&v| v == k));
-                    }
-                    black_box(&mine);
-                    (
-                        counters
-                            .iter()
-                            .map(|c| c.load(Ordering::Relaxed))
-                            .sum::<u64>(),
-                        resumes,
-                    )
-                }));
-            }
-            let addrs: Vec<usize> = (0..G).map(|_| addr_rx.recv().unwrap()).collect();
-            let total = Arc::new(AtomicU64::new(0));
-            let mut threads = Vec::new();
-            for t in 0..3 {
-                let (addrs, stop, total) = (addrs.clone(), stop.clone(), total.clone());
-                threads.push(std::thread::spawn(move || {
-                    let mut i = t;
-                    while !stop.load(Ordering::Relaxed) {
-                        let a = addrs[i % addrs.len()];
-                        // SAFETY: each address is a goroutine's `counters`,
-                        // alive until its channel closes, which happens
-                        // after these threads are joined.
-                        let c = unsafe { &*(a as *const [AtomicU64; 8]) };
-                        c[i % 8].fetch_add(1, Ordering::Relaxed);
-                        total.fetch_add(1, Ordering::Relaxed);
-                        i = i.wrapping_mul(31).wrapping_add(7);
-                        if i % 128 == 0 {
-                            std::thread::sleep(Duration::from_micros(100));
-                        }
-                    }
-                }));
-            }
-            let mut rng = 12345u64;
-            for _ in 0..ROUNDS {
-                goro::time::sleep(Duration::from_millis(25));
-                for tx in &txs {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    if rng % 3 == 0 {
-                        tx.send(()).unwrap();
+        let addrs: Vec<usize> = (0..G).map(|_| addr_rx.recv().unwrap()).collect();
+        let total = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        for t in 0..3 {
+            let (addrs, stop, total) = (addrs.clone(), stop.clone(), total.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let a = addrs[i % addrs.len()];
+                    // SAFETY: each address is a goroutine's `counters`,
+                    // alive until its channel closes, which happens
+                    // after these threads are joined.
+                    let c = unsafe { &*(a as *const [AtomicU64; 8]) };
+                    c[i % 8].fetch_add(1, Ordering::Relaxed);
+                    total.fetch_add(1, Ordering::Relaxed);
+                    i = i.wrapping_mul(31).wrapping_add(7);
+                    if i % 128 == 0 {
+                        std::thread::sleep(Duration::from_micros(100));
                     }
                 }
+            }));
+        }
+        let mut rng = 12345u64;
+        for _ in 0..ROUNDS {
+            goro::time::sleep(Duration::from_millis(25));
+            for tx in &txs {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                if rng % 3 == 0 {
+                    tx.send(()).unwrap();
+                }
             }
-            stop.store(true, Ordering::Relaxed);
-            for t in threads {
-                t.join().unwrap();
-            }
-            drop(txs);
-            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap().0).sum();
-            assert_eq!(sum, total.load(Ordering::Relaxed));
-            let s = goro::debug::stats().compaction;
-            eprintln!("{s:?}");
-            assert!(s.handler_restores > 0 && s.owner_restores > 0, "{s:?}");
-        });
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(txs);
+        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap().0).sum();
+        assert_eq!(sum, total.load(Ordering::Relaxed));
+        let s = goro::debug::stats().compaction;
+        eprintln!("{s:?}");
+        assert!(s.handler_restores > 0 && s.owner_restores > 0, "{s:?}");
     });
 }
 
@@ -689,53 +660,47 @@ fn refused_compaction_is_not_retried() {
 /// move retried, and every byte survives.
 #[test]
 fn compacts_stacks_shared_with_a_forked_child() {
-    within(60, || {
-        let rt = rt(1);
-        if !available(&rt) {
-            return;
-        }
-        rt.block_on(|| {
-            const N: u64 = 16;
-            let mut wakers = Vec::new();
-            let mut hs = Vec::new();
-            for k in 0..N {
-                let (tx, rx) = chan::bounded::<u64>(1);
-                wakers.push(tx);
-                hs.push(goro::go(move || {
-                    let mut arr = [0u64; 600];
-                    for (i, v) in arr.iter_mut().enumerate() {
-                        *v = k * 10_000 + i as u64;
-                    }
-                    let arr = black_box(arr);
-                    let add = rx.recv().unwrap();
-                    arr.iter().map(|v| v + add).sum::<u64>()
-                }));
-            }
-            goro::yield_now();
-            // The child shares every stack page copy-on-write until it exits.
-            // SAFETY: the child only sleeps and exits (async-signal-safe calls).
-            let pid = unsafe { libc_fork() };
-            assert!(pid >= 0, "fork failed");
-            if pid == 0 {
-                // SAFETY: see above.
-                unsafe {
-                    libc_usleep(1_000_000);
-                    libc_exit(0);
+    on_compacting_runtime(1, 60, || {
+        const N: u64 = 16;
+        let mut wakers = Vec::new();
+        let mut hs = Vec::new();
+        for k in 0..N {
+            let (tx, rx) = chan::bounded::<u64>(1);
+            wakers.push(tx);
+            hs.push(goro::go(move || {
+                let mut arr = [0u64; 600];
+                for (i, v) in arr.iter_mut().enumerate() {
+                    *v = k * 10_000 + i as u64;
                 }
+                let arr = black_box(arr);
+                let add = rx.recv().unwrap();
+                arr.iter().map(|v| v + add).sum::<u64>()
+            }));
+        }
+        goro::yield_now();
+        // The child shares every stack page copy-on-write until it exits.
+        // SAFETY: the child only sleeps and exits (async-signal-safe calls).
+        let pid = unsafe { libc_fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe {
+                libc_usleep(1_000_000);
+                libc_exit(0);
             }
-            wait_compacted(N as usize);
-            for (k, tx) in wakers.iter().enumerate() {
-                tx.send(k as u64).unwrap();
-            }
-            for (k, h) in hs.into_iter().enumerate() {
-                let k = k as u64;
-                let want: u64 = (0..600).map(|i| k * 10_000 + i + k).sum();
-                assert_eq!(h.join().unwrap(), want);
-            }
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc_waitpid(pid, &mut status, 0) };
-        });
+        }
+        wait_compacted(N as usize);
+        for (k, tx) in wakers.iter().enumerate() {
+            tx.send(k as u64).unwrap();
+        }
+        for (k, h) in hs.into_iter().enumerate() {
+            let k = k as u64;
+            let want: u64 = (0..600).map(|i| k * 10_000 + i + k).sum();
+            assert_eq!(h.join().unwrap(), want);
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc_waitpid(pid, &mut status, 0) };
     });
 }
 
@@ -770,28 +735,22 @@ fn park_below_a_hole(rx: &chan::Receiver<u64>, k: u64) -> u64 {
 /// usable.
 #[test]
 fn stacks_with_untouched_pages_are_compacted() {
-    within(60, || {
-        let rt = rt(2);
-        if !available(&rt) {
-            return;
+    on_compacting_runtime(2, 60, || {
+        const N: u64 = 8;
+        let mut wakers = Vec::new();
+        let mut hs = Vec::new();
+        for k in 0..N {
+            let (tx, rx) = chan::bounded::<u64>(1);
+            wakers.push(tx);
+            hs.push(goro::go(move || park_below_a_hole(&rx, k)));
         }
-        rt.block_on(|| {
-            const N: u64 = 8;
-            let mut wakers = Vec::new();
-            let mut hs = Vec::new();
-            for k in 0..N {
-                let (tx, rx) = chan::bounded::<u64>(1);
-                wakers.push(tx);
-                hs.push(goro::go(move || park_below_a_hole(&rx, k)));
-            }
-            wait_compacted(N as usize);
-            for (k, tx) in wakers.iter().enumerate() {
-                tx.send(k as u64).unwrap();
-            }
-            for (k, h) in hs.into_iter().enumerate() {
-                let k = k as u64;
-                assert_eq!(h.join().unwrap(), k + 8191 + 32 * k + k);
-            }
-        });
+        wait_compacted(N as usize);
+        for (k, tx) in wakers.iter().enumerate() {
+            tx.send(k as u64).unwrap();
+        }
+        for (k, h) in hs.into_iter().enumerate() {
+            let k = k as u64;
+            assert_eq!(h.join().unwrap(), k + 8191 + 32 * k + k);
+        }
     });
 }

@@ -153,6 +153,22 @@ impl RuntimeBuilder {
     /// the schedule depend on the machine) and one worker.
     /// [`goro::testing::explore`](crate::testing::explore) runs a test under
     /// many seeds.
+    ///
+    /// ```
+    /// let run = |seed| {
+    ///     let rt = goro::Runtime::builder().seed(seed).build().unwrap();
+    ///     rt.block_on(|| {
+    ///         let (tx, rx) = goro::chan::unbounded();
+    ///         for i in 0..4 {
+    ///             let tx = tx.clone();
+    ///             goro::go(move || tx.send(i).unwrap());
+    ///         }
+    ///         drop(tx);
+    ///         rx.iter().collect::<Vec<i32>>()
+    ///     })
+    /// };
+    /// assert_eq!(run(7), run(7)); // the same seed, the same interleaving
+    /// ```
     pub fn seed(mut self, seed: u64) -> RuntimeBuilder {
         self.seed = Some(seed);
         self
