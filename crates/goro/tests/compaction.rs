@@ -121,9 +121,12 @@ fn pointers_into_compacted_stacks_survive() {
             assert_eq!(h.join().unwrap(), want);
         }
         // The sends write into the receivers' waiter records, on their
-        // compacted stacks: the fault handler restores those first.
+        // compacted stacks: the sender restores those first.
         let s = goro::debug::stats().compaction;
-        assert!(s.owner_restores + s.handler_restores >= N, "{s:?}");
+        assert!(
+            s.owner_restores + s.handler_restores + s.waker_restores >= N,
+            "{s:?}"
+        );
     });
 }
 
@@ -237,7 +240,9 @@ fn many_compact_restore_cycles() {
             assert_eq!(h.join().unwrap(), k as u64 + CYCLES * 199);
         }
         let after = goro::debug::stats().compaction;
-        let restores = |s: &goro::debug::CompactionStats| s.owner_restores + s.handler_restores;
+        let restores = |s: &goro::debug::CompactionStats| {
+            s.owner_restores + s.handler_restores + s.waker_restores
+        };
         assert!(
             restores(&after) - restores(&before) >= N as u64 * CYCLES,
             "{after:?}"
@@ -441,6 +446,122 @@ fn overflow_after_restore_is_caught() {
     assert!(!out.status.success(), "child survived: {stderr}");
     assert!(stderr.contains("overflowed its stack"), "{stderr}");
     assert!(stderr.contains("goroutine"), "{stderr}");
+}
+
+/// Child: goroutines parked in every kind of channel wait are compacted,
+/// then woken by channel operations from a goroutine and from a plain
+/// thread. Runs alone in its process, so the process-wide counters are
+/// exact: every wake restores inline in the waker, none via the handler.
+#[test]
+#[ignore = "helper: runs only as the child of channel_wakes_restore_in_the_waker"]
+fn child_channel_wakes() {
+    if !is_child("child_channel_wakes") {
+        return;
+    }
+    let rt = rt(2);
+    if !available(&rt) {
+        return;
+    }
+    rt.block_on(|| {
+        const N: usize = 40;
+        // Unbuffered receive, buffered receive, select! over two channels,
+        // unbuffered send, and a receive released by close.
+        let mut to_recv = Vec::new();
+        let mut to_select = Vec::new();
+        let mut from_send = Vec::new();
+        let mut to_close = Vec::new();
+        let mut hs = Vec::new();
+        for k in 0..N as u64 {
+            let (tx, rx) = chan::bounded::<u64>(if k % 2 == 0 { 0 } else { 4 });
+            to_recv.push(tx);
+            hs.push(goro::go(move || {
+                let local = [k; 32];
+                let v = rx.recv().unwrap();
+                black_box(&local).iter().sum::<u64>() + v
+            }));
+            let (a_tx, a_rx) = chan::bounded::<u64>(0);
+            let (b_tx, b_rx) = chan::bounded::<u64>(0);
+            to_select.push((a_tx, b_tx));
+            hs.push(goro::go(move || {
+                let local = [k; 32];
+                let v = goro::select! {
+                    recv(a_rx) -> v => v.unwrap(),
+                    recv(b_rx) -> v => v.unwrap() * 2,
+                };
+                black_box(&local).iter().sum::<u64>() + v
+            }));
+            let (s_tx, s_rx) = chan::bounded::<u64>(0);
+            from_send.push(s_rx);
+            hs.push(goro::go(move || {
+                let local = [k; 32];
+                s_tx.send(k).unwrap();
+                black_box(&local).iter().sum::<u64>() + k
+            }));
+            let (c_tx, c_rx) = chan::bounded::<u64>(0);
+            to_close.push(c_tx);
+            hs.push(goro::go(move || {
+                let local = [k; 32];
+                assert!(c_rx.recv().is_err());
+                black_box(&local).iter().sum::<u64>() + 1
+            }));
+        }
+        wait_compacted(4 * N);
+        let before = goro::debug::stats().compaction;
+        // Half the wakes from this goroutine, half from a plain thread.
+        let (to_recv2, to_select2) = (to_recv.split_off(N / 2), to_select.split_off(N / 2));
+        let (from_send2, to_close2) = (from_send.split_off(N / 2), to_close.split_off(N / 2));
+        let wake = |to_recv: Vec<chan::Sender<u64>>,
+                    to_select: Vec<(chan::Sender<u64>, chan::Sender<u64>)>,
+                    from_send: Vec<chan::Receiver<u64>>,
+                    to_close: Vec<chan::Sender<u64>>| {
+            for (i, tx) in to_recv.iter().enumerate() {
+                tx.send(i as u64).unwrap();
+            }
+            for (i, (a, b)) in to_select.iter().enumerate() {
+                if i % 2 == 0 {
+                    a.send(1).unwrap()
+                } else {
+                    b.send(1).unwrap()
+                }
+            }
+            for rx in &from_send {
+                rx.recv().unwrap();
+            }
+            for tx in &to_close {
+                assert!(tx.close());
+            }
+        };
+        let (done_tx, done_rx) = chan::bounded::<()>(1);
+        std::thread::spawn(move || {
+            wake(to_recv2, to_select2, from_send2, to_close2);
+            done_tx.send(()).unwrap();
+        });
+        wake(to_recv, to_select, from_send, to_close);
+        done_rx.recv().unwrap();
+        for h in hs {
+            assert!(h.join().unwrap() < u64::MAX);
+        }
+        let after = goro::debug::stats().compaction;
+        let (w, h) = (
+            after.waker_restores - before.waker_restores,
+            after.handler_restores - before.handler_restores,
+        );
+        // Every woken goroutine was restored before anyone wrote its stack:
+        // by the waker (claiming its waiter record), never by a fault.
+        assert_eq!(h, 0, "{before:?} -> {after:?}");
+        assert!(
+            w >= 4 * N as u64,
+            "{w} waker restores, {before:?} -> {after:?}"
+        );
+        assert_eq!(after.compacted, 0, "{after:?}");
+    });
+}
+
+#[test]
+fn channel_wakes_restore_in_the_waker() {
+    let name = "child_channel_wakes";
+    let out = run_child(&mut child_command(name));
+    assert_child_passed(name, &out);
 }
 
 /// Child: compaction asked for where userfaultfd is unavailable.

@@ -125,6 +125,11 @@ impl WaitCtx {
 
     /// Claims this context for `case`.
     pub(crate) fn claim(&self, case: usize) -> bool {
+        // A claimer goes on to write this context (and the value slot next
+        // to it, on the same stack): if that stack is compacted, restore it
+        // here rather than fault into the handler thread.
+        #[cfg(not(goro_loom))]
+        crate::runtime::compact::restore_before_touch(self as *const WaitCtx as usize);
         // AcqRel: Acquire sees the waiter's registration; Release orders our
         // claim before the writes that follow it.
         self.selected

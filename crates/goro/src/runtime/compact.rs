@@ -339,6 +339,7 @@ pub(crate) struct Counters {
     pub(crate) skipped: AtomicU64,
     pub(crate) owner_restores: AtomicU64,
     pub(crate) handler_restores: AtomicU64,
+    pub(crate) waker_restores: AtomicU64,
     pub(crate) lazy_fills: AtomicU64,
     pub(crate) registered_slabs: AtomicU64,
     pub(crate) max_restore_ns: AtomicU64,
@@ -354,6 +355,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     skipped: AtomicU64::new(0),
     owner_restores: AtomicU64::new(0),
     handler_restores: AtomicU64::new(0),
+    waker_restores: AtomicU64::new(0),
     lazy_fills: AtomicU64::new(0),
     registered_slabs: AtomicU64::new(0),
     max_restore_ns: AtomicU64::new(0),
@@ -1148,6 +1150,85 @@ pub(crate) fn restore_for_resume(g: &Goroutine, local: &Local) {
         COUNTERS.restore_hist[bucket(ns)].fetch_add(1, Ordering::Relaxed);
         COUNTERS.max_restore_ns.fetch_max(ns, Ordering::Relaxed);
     }
+}
+
+/// Makes the stack holding `addr` resident before this thread touches it,
+/// if it is compacted: the restore happens here, inline (one
+/// `UFFDIO_COPY`, ~2 µs), instead of through a fault and a round trip via
+/// the handler thread (tens of µs of thread wake-ups). Called by whoever is
+/// about to write a waiter record that lives on a parked goroutine's stack
+/// (a channel claiming a `WaitCtx`). Purely an optimisation: an access
+/// without it is still correct (it faults and the handler restores).
+///
+/// The fast path is one relaxed load: nothing is compacted in the process.
+#[inline]
+pub(crate) fn restore_before_touch(addr: usize) {
+    if COUNTERS.compacted_now.load(Ordering::Relaxed) != 0 {
+        restore_for_waker(addr);
+    }
+}
+
+thread_local! {
+    /// Page-image scratch for `restore_for_waker`; grown before a slot is
+    /// taken, never while holding one.
+    static WAKER_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cold]
+#[inline(never)]
+fn restore_for_waker(addr: usize) {
+    let Some((meta, i)) = locate(addr) else {
+        return;
+    };
+    let slot = &meta.slots[i];
+    let _ = WAKER_SCRATCH.try_with(|cell| {
+        // Not reentrant; if it somehow is, the fault path serves the access.
+        let Ok(mut scratch) = cell.try_borrow_mut() else {
+            return;
+        };
+        let mut need = 4 * PAGE;
+        loop {
+            if scratch.len() < need {
+                // Allocate with no slot held (see the module docs).
+                scratch.resize(need, 0);
+            }
+            // Only a compacted stack is ours to restore: COMPACTING and
+            // RESTORING belong to someone else for a bounded window, and the
+            // access that follows faults and waits for them if it must.
+            if slot.state.load(Ordering::Acquire) != COMPACTED {
+                return;
+            }
+            let t0 = Instant::now();
+            if slot
+                .state
+                .compare_exchange(COMPACTED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                return;
+            }
+            // SAFETY: we hold the slot in RESTORING.
+            let n = unsafe {
+                let s = &*slot.saved.get();
+                s.end - s.page_lo
+            };
+            if n > scratch.len() {
+                // Too small: give the slot back untouched and grow.
+                slot.state.store(COMPACTED, Ordering::Release);
+                need = n;
+                continue;
+            }
+            restore_locked(slot, &mut scratch);
+            // The buffer stays for the owner to free when it next resumes
+            // the goroutine (its `COMPACTED_BIT` is still set), as after a
+            // handler restore.
+            slot.state.store(RESIDENT, Ordering::Release);
+            let ns = t0.elapsed().as_nanos() as u64;
+            COUNTERS.waker_restores.fetch_add(1, Ordering::Relaxed);
+            COUNTERS.restore_hist[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+            COUNTERS.max_restore_ns.fetch_max(ns, Ordering::Relaxed);
+            return;
+        }
+    });
 }
 
 /// Body of the fault-handler thread. After start-up it never allocates,
