@@ -32,6 +32,8 @@ STAND_INS = {
     ("mpmc_c1", "may"): "unbounded mpmc channel + a 1-slot semaphore",
     ("mpmc_c128", "may"): "unbounded mpmc channel + a 128-slot semaphore",
     ("parked", "tokio"): "tasks wait on a watch channel whose sender is dropped",
+    ("idle", "tokio"): "tasks wait on a watch channel whose sender is dropped",
+    ("idle_wake", "tokio"): "capacity-1 channels: tokio has no unbuffered channel",
 }
 
 not_run = {}
@@ -163,24 +165,59 @@ lines.append("")
 
 # Figures derived from the medians.
 derived = []
-if "parked" in workloads:
-    lines.append("## Resident bytes per parked goroutine (parked, 1,000,000 goroutines)")
-    lines.append("")
-    lines.append(
+# Resident bytes per goroutine, for the workloads that print them.
+PER_G = {
+    "parked": (
+        "parked, 1,000,000 goroutines",
         "VmRSS after all 1,000,000 have parked minus VmRSS before the first was "
-        "started, divided by 1,000,000 (median of the runs), and peak RSS / 1,000,000."
-    )
+        "started, divided by 1,000,000 (median of the runs), and peak RSS / 1,000,000.",
+    ),
+    "idle": (
+        "idle, 1,000,000 goroutines parked for seconds",
+        "VmRSS after all 1,000,000 have been parked for `IDLE_HOLD_MS` (default 5 s; "
+        "goro with idle-stack compaction after 1 s, waiting up to 10 s more until 90 % "
+        "are compacted) minus VmRSS before the first was started, divided by 1,000,000 "
+        "(median of the runs), and peak RSS / 1,000,000 (goro's peak is while the stacks "
+        "are resident: before compaction, and again when the release restores them).",
+    ),
+}
+for w, (title, text) in PER_G.items():
+    if w not in workloads:
+        continue
+    lines.append(f"## Resident bytes per parked goroutine ({title})")
+    lines.append("")
+    lines.append(text)
     lines.append("")
     lines.append("| side | bytes per goroutine (VmRSS delta) | peak RSS / 1M |")
     lines.append("|---|---:|---:|")
     for side, label in present:
-        if ("parked", side) in not_run or ("parked", side) not in runs:
+        if (w, side) in not_run or (w, side) not in runs:
             continue
-        s = summary("parked", side)
+        s = summary(w, side)
         per_g = "failed" if s["per_g"] is None else f"{s['per_g']:.0f}"
         peak = "failed" if s["rss"] is None else f"{s['rss'] * 1024 / 1e6:.0f}"
         lines.append(f"| {label} | {per_g} | {peak} |")
     lines.append("")
+if "idle" in workloads and ("idle", "go") in runs:
+    go_per_g = summary("idle", "go")["per_g"]
+    parts = []
+    for side, label in present:
+        per_g = summary("idle", side)["per_g"] if ("idle", side) in runs else None
+        if side != "go" and per_g is not None and go_per_g:
+            parts.append(f"{label} {per_g / go_per_g:.2f}")
+    if parts:
+        derived.append("- idle, resident bytes per goroutine over Go's: " + ", ".join(parts))
+if "idle_wake" in workloads:
+    parts = []
+    for side, label in present:
+        ms = summary("idle_wake", side)["ms"] if ("idle_wake", side) in runs else None
+        if ms:
+            parts.append(f"{label} {ms * 1e3 / 10_000:.2f} µs")
+    if parts:
+        derived.append(
+            "- idle_wake, one round trip to a goroutine parked for seconds (goro: "
+            "compacted), median time / 10,000: " + ", ".join(parts)
+        )
 if "tcp_stream" in workloads:
     parts = []
     for side, label in present:

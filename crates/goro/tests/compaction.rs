@@ -875,3 +875,98 @@ fn stacks_with_untouched_pages_are_compacted() {
         }
     });
 }
+
+/// Channel wakes racing compaction, restores and timeouts: receivers wait
+/// with timeouts around the threshold (so an abort races a claim on a
+/// compacted waiter record), senders on plain threads and goroutines pause
+/// at random so receivers get compacted between values. Every value is
+/// received exactly once and every receiver's locals survive.
+fn channel_wakes_race_compaction(per_sender: u64) {
+    on_compacting_runtime(2, 300, move || {
+        const G: usize = 48;
+        let mut txs = Vec::new();
+        let mut hs = Vec::new();
+        for k in 0..G as u64 {
+            let (tx, rx) = chan::bounded::<u64>(if k % 3 == 0 { 0 } else { 1 });
+            txs.push(tx);
+            hs.push(goro::go(move || {
+                let mine = [k; 200];
+                let (mut sum, mut n) = (0u64, 0u64);
+                let mut t = 5 + k % 40;
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(t)) {
+                        Ok(v) => {
+                            sum += v;
+                            n += 1;
+                        }
+                        Err(chan::RecvTimeoutError::Timeout) => {}
+                        Err(chan::RecvTimeoutError::Closed) => break,
+                    }
+                    assert!(black_box(&mine).iter().all(|&v| v == k));
+                    t = 5 + (t * 7 + 3) % 40;
+                }
+                (sum, n)
+            }));
+        }
+        // Two plain threads and two goroutines send; each value is unique.
+        let send_all = move |id: u64, txs: Vec<chan::Sender<u64>>, pause: &dyn Fn(u64)| {
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ id;
+            let (mut sum, mut n) = (0u64, 0u64);
+            for i in 0..per_sender {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let v = id * 1_000_000 + i + 1;
+                txs[(rng % txs.len() as u64) as usize].send(v).unwrap();
+                sum += v;
+                n += 1;
+                if rng % 4 == 0 {
+                    pause(rng % 35);
+                }
+            }
+            (sum, n)
+        };
+        let (res_tx, res_rx) = chan::unbounded::<(u64, u64)>();
+        for id in 0..4u64 {
+            let (txs, res_tx) = (txs.clone(), res_tx.clone());
+            if id < 2 {
+                std::thread::spawn(move || {
+                    let r = send_all(id, txs, &|ms| std::thread::sleep(Duration::from_millis(ms)));
+                    res_tx.send(r).unwrap();
+                });
+            } else {
+                drop(goro::go(move || {
+                    let r = send_all(id, txs, &|ms| goro::time::sleep(Duration::from_millis(ms)));
+                    res_tx.send(r).unwrap();
+                }));
+            }
+        }
+        drop((txs, res_tx));
+        let (mut sent, mut nsent) = (0, 0);
+        for (s, n) in res_rx.iter() {
+            sent += s;
+            nsent += n;
+        }
+        let (mut got, mut ngot) = (0, 0);
+        for h in hs {
+            let (s, n) = h.join().unwrap();
+            got += s;
+            ngot += n;
+        }
+        assert_eq!((ngot, got), (nsent, sent));
+        let s = goro::debug::stats().compaction;
+        eprintln!("{s:?}");
+        assert!(s.compactions > 0 && s.waker_restores > 0, "{s:?}");
+    });
+}
+
+#[test]
+fn channel_wakes_race_compaction_short() {
+    channel_wakes_race_compaction(150);
+}
+
+#[test]
+#[ignore = "stress test; run with --ignored"]
+fn stress_channel_wakes_race_compaction() {
+    channel_wakes_race_compaction(3000);
+}

@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 
 use spinlock::SpinLock;
 
+use crate::runtime::goroutine::Goroutine;
 use crate::runtime::park::{self, WaitReason, Waiter, Wakeup};
 use crate::runtime::timer::deadline_after;
 use crate::runtime::worker::coop_tick;
@@ -125,11 +126,6 @@ impl WaitCtx {
 
     /// Claims this context for `case`.
     pub(crate) fn claim(&self, case: usize) -> bool {
-        // A claimer goes on to write this context (and the value slot next
-        // to it, on the same stack): if that stack is compacted, restore it
-        // here rather than fault into the handler thread.
-        #[cfg(not(goro_loom))]
-        crate::runtime::compact::restore_before_touch(self as *const WaitCtx as usize);
         // AcqRel: Acquire sees the waiter's registration; Release orders our
         // claim before the writes that follow it.
         self.selected
@@ -215,6 +211,52 @@ pub(crate) struct Entry<T> {
     pub(crate) slot: *mut Option<T>,
     /// Whether a sender entry carries its value.
     pub(crate) has_value: bool,
+    /// The waiting goroutine (null for a thread): its record outlives the
+    /// entry (the context lives on its stack). Lets a claimer see that the
+    /// stack is compacted without touching it.
+    #[cfg_attr(goro_loom, allow(dead_code))]
+    g: *const Goroutine,
+}
+
+impl<T> Entry<T> {
+    /// An entry for the waiter `ctx` (the caller's own, running context).
+    pub(crate) fn new(
+        ctx: &WaitCtx,
+        case: usize,
+        slot: *mut Option<T>,
+        has_value: bool,
+    ) -> Entry<T> {
+        let g = match ctx.waiter {
+            Waiter::Goroutine(g) => g,
+            Waiter::Thread(_) => std::ptr::null(),
+        };
+        Entry {
+            ctx,
+            case,
+            slot,
+            has_value,
+            g,
+        }
+    }
+
+    /// Claims the waiter for this entry's case (see [`WaitCtx::claim`]).
+    ///
+    /// # Safety
+    ///
+    /// * The entry is (or was just popped from) a channel queue whose lock
+    ///   the caller holds, so its context is alive.
+    pub(crate) unsafe fn claim(&self) -> bool {
+        // A claimer goes on to write the context and the value slot, both
+        // on the waiter's stack: if that stack is compacted, restore it
+        // here (~2 µs) rather than fault into the handler thread.
+        #[cfg(not(goro_loom))]
+        if !self.g.is_null() {
+            // SAFETY: the context is alive (contract), so is its goroutine.
+            crate::runtime::compact::restore_before_touch(unsafe { &*self.g }, self.ctx as usize);
+        }
+        // SAFETY: alive, per the contract.
+        unsafe { (*self.ctx).claim(self.case) }
+    }
 }
 
 /// Channel state guarded by the lock.
@@ -356,7 +398,7 @@ impl<T> Chan<T> {
         while inner.buf.len() + inner.reserved < self.cap {
             let e = inner.sendq.pop_front()?;
             // SAFETY: queued entries point at live waiters (module docs).
-            if unsafe { !(*e.ctx).claim(e.case) } {
+            if unsafe { !e.claim() } {
                 continue;
             }
             if e.has_value {
@@ -401,7 +443,7 @@ impl<T> Chan<T> {
             }
             let e = inner.sendq.pop_front().expect("front exists");
             // SAFETY: queued entries point at live waiters.
-            if unsafe { !(*e.ctx).claim(e.case) } {
+            if unsafe { !e.claim() } {
                 continue;
             }
             if e.has_value {
@@ -436,7 +478,7 @@ impl<T> Chan<T> {
         }
         while let Some(e) = inner.recvq.pop_front() {
             // SAFETY: queued entries point at live waiters.
-            if unsafe { (*e.ctx).claim(e.case) } {
+            if unsafe { e.claim() } {
                 // SAFETY: claimed: the receiver's slot is ours until `done`.
                 unsafe { *e.slot = Some(v) };
                 // SAFETY: claimed above.
@@ -475,7 +517,7 @@ impl<T> Chan<T> {
                 // SAFETY: queued entries point at live waiters; completed
                 // only if our claim wins.
                 unsafe {
-                    if (*e.ctx).claim(e.case) {
+                    if e.claim() {
                         wakes.push(complete(e.ctx, DONE_CLOSED));
                     }
                 }
@@ -497,7 +539,7 @@ impl<T> Chan<T> {
             for e in inner.sendq.drain(..) {
                 // SAFETY: as in `close`.
                 unsafe {
-                    if (*e.ctx).claim(e.case) {
+                    if e.claim() {
                         wakes.push(complete(e.ctx, DONE_CLOSED));
                     }
                 }
@@ -948,18 +990,7 @@ impl<T> Sender<T> {
         // SAFETY: locked; `ctx` and `slot` outlive the entry because the
         // `Registered` guard below removes it (or waits for its claimer)
         // before they go out of scope, even when unwinding.
-        unsafe {
-            Chan::push_waiter(
-                inner,
-                true,
-                Entry {
-                    ctx: &ctx,
-                    case: 0,
-                    slot: &mut slot,
-                    has_value: true,
-                },
-            )
-        };
+        unsafe { Chan::push_waiter(inner, true, Entry::new(&ctx, 0, &mut slot, true)) };
         // SAFETY: locked by us.
         unsafe { chan.unlock() };
         let mut reg = Registered {
@@ -1141,18 +1172,7 @@ impl<T> Receiver<T> {
             };
             // SAFETY: locked; the `Registered` guard keeps `ctx`/`slot`
             // alive (or unregistered) as in `send_impl`.
-            unsafe {
-                Chan::push_waiter(
-                    inner,
-                    false,
-                    Entry {
-                        ctx: &ctx,
-                        case: 0,
-                        slot: &mut slot,
-                        has_value: false,
-                    },
-                )
-            };
+            unsafe { Chan::push_waiter(inner, false, Entry::new(&ctx, 0, &mut slot, false)) };
             // SAFETY: locked by us.
             unsafe { chan.unlock() };
             let mut reg = Registered {

@@ -251,12 +251,7 @@ unsafe impl<T> SelectCase for RecvCase<'_, T> {
             Chan::push_waiter(
                 self.chan.inner_mut(),
                 false,
-                Entry {
-                    ctx: me,
-                    case,
-                    slot: self.slot.get(),
-                    has_value: false,
-                },
+                Entry::new(me, case, self.slot.get(), false),
             )
         }
     }
@@ -338,7 +333,7 @@ impl<'a, T> SendCase<'a, T> {
                 let mut v = Some(v);
                 while let Some(e) = inner.recvq.pop_front() {
                     // SAFETY: queued entries point at live waiters.
-                    if unsafe { (*e.ctx).claim(e.case) } {
+                    if unsafe { e.claim() } {
                         // SAFETY: claimed; its slot is ours until `done`.
                         unsafe {
                             *e.slot = v.take();
@@ -412,7 +407,7 @@ unsafe impl<T> SelectCase for SendCase<'_, T> {
         }
         while let Some(e) = inner.recvq.pop_front() {
             // SAFETY: queued entries point at live waiters.
-            if unsafe { (*e.ctx).claim(e.case) } {
+            if unsafe { e.claim() } {
                 self.token.set(Token::Handoff(e.ctx, e.slot as *mut ()));
                 return Poll::Ready;
             }
@@ -430,12 +425,7 @@ unsafe impl<T> SelectCase for SendCase<'_, T> {
             Chan::push_waiter(
                 self.chan.inner_mut(),
                 true,
-                Entry {
-                    ctx: me,
-                    case,
-                    slot: std::ptr::null_mut(),
-                    has_value: false,
-                },
+                Entry::new(me, case, std::ptr::null_mut(), false),
             )
         }
     }

@@ -1160,10 +1160,18 @@ pub(crate) fn restore_for_resume(g: &Goroutine, local: &Local) {
 /// (a channel claiming a `WaitCtx`). Purely an optimisation: an access
 /// without it is still correct (it faults and the handler restores).
 ///
-/// The fast path is one relaxed load: nothing is compacted in the process.
+/// The fast path is one relaxed load while nothing is compacted in the
+/// process, two while something is.
 #[inline]
-pub(crate) fn restore_before_touch(addr: usize) {
-    if COUNTERS.compacted_now.load(Ordering::Relaxed) != 0 {
+pub(crate) fn restore_before_touch(g: &Goroutine, addr: usize) {
+    // The count first (a shared, rarely written line): nothing compacted in
+    // the process means nothing to check. Then the goroutine's own mark,
+    // set before its slot is published COMPACTED and cleared only by its
+    // owner on resume; a stale view either way only costs the slow path or
+    // a fault.
+    if COUNTERS.compacted_now.load(Ordering::Relaxed) != 0
+        && g.saved_sp.load(Ordering::Relaxed) & COMPACTED_BIT != 0
+    {
         restore_for_waker(addr);
     }
 }
