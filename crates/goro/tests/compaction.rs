@@ -624,6 +624,43 @@ fn env_switch_turns_it_off() {
     assert_child_passed(name, &out);
 }
 
+/// Child: a runtime built with no compaction setting compacts after 1 s
+/// where the process can (the default), and is off without a word where it
+/// cannot.
+#[test]
+#[ignore = "helper: runs only as the child of default_is_on_after_one_second"]
+fn child_default() {
+    if !is_child("child_default") {
+        return;
+    }
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let s = rt.block_on(goro::debug::stats).compaction;
+    match s.unavailable {
+        None => assert_eq!(s.threshold, Some(Duration::from_secs(1)), "{s:?}"),
+        Some(_) => assert_eq!(s.threshold, None, "{s:?}"),
+    }
+    println!("threshold={:?}", s.threshold);
+}
+
+#[test]
+fn default_is_on_after_one_second() {
+    let name = "child_default";
+    let out = run_child(child_command(name).env_remove("GORO_STACK_COMPACTION"));
+    assert_child_passed(name, &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("stack compaction off"), "{stderr}");
+    // Where it is unavailable and nobody asked for it: off, and quiet.
+    let out = run_child(
+        child_command(name)
+            .env_remove("GORO_STACK_COMPACTION")
+            .env("GORO_STACK_COMPACTION_SIMULATE_UNAVAILABLE", "1"),
+    );
+    assert_child_passed(name, &out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("threshold=None"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("stack compaction off"), "{stderr}");
+}
+
 /// Stress: goroutines parked, compacted, woken at random, while threads
 /// read and write their stacks (through references they lent) the whole
 /// time. Every value must survive. Long: `cargo test -- --ignored`.

@@ -177,10 +177,11 @@ impl RuntimeBuilder {
     /// Idle-stack compaction: the stacks of goroutines parked for at least
     /// `after` are moved into compact heap buffers (the used part only,
     /// typically under 1 KiB) and their pages given back to the kernel;
-    /// `None` turns it off. Default: off, or the `GORO_STACK_COMPACTION`
-    /// environment variable (`0`/`off`, `1`/`on` for a 1 s threshold, or a
-    /// threshold in milliseconds), which also overrides this setting when it
-    /// says `0`/`off`.
+    /// `None` turns it off. Default: **on, after 1 s**, where the system
+    /// allows it, unless the `GORO_STACK_COMPACTION` environment variable
+    /// says otherwise (`0`/`off`, `1`/`on` for a 1 s threshold, or a
+    /// threshold in milliseconds); `0`/`off` there also overrides this
+    /// setting.
     ///
     /// Compaction is invisible to every thread: any access to a compacted
     /// stack (by the goroutine, a scoped thread holding a reference into
@@ -188,10 +189,13 @@ impl RuntimeBuilder {
     /// handed to a `userfaultfd` that restores them on first touch. It
     /// needs Linux 6.13+ and permission to handle kernel-mode faults
     /// (`CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd=1` or access to
-    /// `/dev/userfaultfd`); otherwise it stays off and the runtime says why
-    /// once on stderr (and in [`goro::debug::stats`](crate::debug::stats)).
-    /// Waking a compacted goroutine costs a few microseconds more. Runtimes
-    /// on virtual time never compact.
+    /// `/dev/userfaultfd`); otherwise it stays off, says why in
+    /// [`goro::debug::stats`](crate::debug::stats), and, when it was asked
+    /// for explicitly (here or in the environment), once on stderr.
+    /// Waking a compacted goroutine costs about 2 µs more (the stack is
+    /// copied back by whoever wakes it: its worker, or the channel
+    /// operation that hands it a value). Runtimes on virtual time never
+    /// compact.
     ///
     /// ```
     /// use std::time::Duration;
@@ -302,16 +306,20 @@ fn compaction_threshold_ms(set: Option<Option<std::time::Duration>>) -> u64 {
             },
         }
     });
-    let want = match (env, set) {
-        (Some(None), _) => None,
-        (_, Some(s)) => s,
-        (Some(e), None) => e,
-        (None, None) => None,
+    // Asked for by name (the builder or the environment), not just the
+    // default: only then is "unavailable here" worth a line on stderr.
+    let (want, asked) = match (env, set) {
+        (Some(None), _) => (None, true),
+        (_, Some(s)) => (s, true),
+        (Some(e), None) => (e, true),
+        (None, None) => (Some(DEFAULT_COMPACTION), false),
     };
     let Some(after) = want else { return 0 };
     if let Err(why) = compact::probe() {
-        static SAID: Once = Once::new();
-        SAID.call_once(|| eprintln!("goro: stack compaction off: {why}"));
+        if asked {
+            static SAID: Once = Once::new();
+            SAID.call_once(|| eprintln!("goro: stack compaction off: {why}"));
+        }
         return 0;
     }
     (after.as_millis() as u64).max(1)
