@@ -501,6 +501,10 @@ pub struct CompactionStats {
     pub waker_restores: u64,
     /// Never-touched stack pages of registered slabs filled by the handler.
     pub lazy_fills: u64,
+    /// Resident stack memory below the used part of compacted stacks (the
+    /// goroutine once ran deeper) given back to the kernel, in total
+    /// (bytes). It does not come back on restore.
+    pub trimmed_bytes: u64,
     /// Median latency of owner and waker restores (bucketed: within 19 %).
     pub median_restore: std::time::Duration,
     /// Slowest owner or waker restore.
@@ -608,6 +612,7 @@ fn compaction_stats(rt: &crate::runtime::worker::Shared) -> CompactionStats {
         handler_restores: COUNTERS.handler_restores.load(Relaxed),
         waker_restores: COUNTERS.waker_restores.load(Relaxed),
         lazy_fills: COUNTERS.lazy_fills.load(Relaxed),
+        trimmed_bytes: COUNTERS.trimmed_bytes.load(Relaxed),
         median_restore: Duration::from_nanos(compact::median_restore_ns()),
         max_restore: Duration::from_nanos(COUNTERS.max_restore_ns.load(Relaxed)),
     }
@@ -738,6 +743,12 @@ impl Stats {
             "counter",
             "Stack compactions.",
             one(c.compactions.to_string()),
+        );
+        metric(
+            "goro_stack_trimmed_bytes_total",
+            "counter",
+            "Resident stack memory below compacted stacks given back (the goroutine once ran deeper).",
+            one(c.trimmed_bytes.to_string()),
         );
         metric(
             "goro_stack_restores_total",

@@ -250,6 +250,63 @@ fn many_compact_restore_cycles() {
     });
 }
 
+/// Recurses `depth` frames of 1 KiB (touching each), returning the lowest
+/// frame's address.
+#[inline(never)]
+fn go_deep(depth: u32) -> usize {
+    let mut frame = [0u8; 1024];
+    frame[depth as usize % 1024] = depth as u8;
+    let here = black_box(&frame) as *const [u8; 1024] as usize;
+    if depth == 0 {
+        return here;
+    }
+    go_deep(depth - 1).min(here)
+}
+
+/// Whether the page holding `addr` is resident (`mincore`; never faults).
+fn resident(addr: usize) -> bool {
+    extern "C" {
+        #[link_name = "mincore"]
+        fn libc_mincore(addr: *mut u8, len: usize, vec: *mut u8) -> i32;
+    }
+    let mut v = 0u8;
+    // SAFETY: a page-aligned address inside a mapped stack slot; one byte out.
+    let r = unsafe { libc_mincore((addr & !4095) as *mut u8, 4096, &mut v) };
+    assert_eq!(r, 0);
+    v & 1 != 0
+}
+
+/// A stack that grew deep once and went idle is trimmed: the dead pages
+/// below its saved range are given back along with the compaction (they
+/// do not come back on restore), and the goroutine can grow that deep
+/// again afterwards.
+#[test]
+fn stacks_that_grew_deep_once_are_trimmed() {
+    on_compacting_runtime(2, 60, || {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let (addr_tx, addr_rx) = chan::bounded::<usize>(1);
+        let before = goro::debug::stats().compaction.trimmed_bytes;
+        let g = goro::go(move || {
+            // ~160 KiB deep, then back up and park shallow.
+            addr_tx.send(go_deep(150)).unwrap();
+            let local = [7u64; 16];
+            let again = rx.recv().unwrap();
+            let low = go_deep(again);
+            black_box(&local).iter().sum::<u64>() + (low != 0) as u64
+        });
+        let low = addr_rx.recv().unwrap();
+        assert!(resident(low), "the deep page was touched");
+        wait_compacted(1);
+        assert!(!resident(low), "the dead deep page was not trimmed");
+        assert!(!resident(low + 64 * 1024));
+        let s = goro::debug::stats().compaction;
+        assert!(s.trimmed_bytes - before >= 140 * 1024, "{s:?}");
+        // Deep again after the restore: fresh zero pages.
+        tx.send(150).unwrap();
+        assert_eq!(g.join().unwrap(), 7 * 16 + 1);
+    });
+}
+
 /// Regression (prototype bug 2): a foreign access to a never-touched page
 /// below the compacted range of a slot must be served after the restore,
 /// not stranded.

@@ -341,6 +341,7 @@ pub(crate) struct Counters {
     pub(crate) handler_restores: AtomicU64,
     pub(crate) waker_restores: AtomicU64,
     pub(crate) lazy_fills: AtomicU64,
+    pub(crate) trimmed_bytes: AtomicU64,
     pub(crate) registered_slabs: AtomicU64,
     pub(crate) max_restore_ns: AtomicU64,
     /// Owner restore latency histogram: bucket `k` counts latencies in
@@ -357,6 +358,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     handler_restores: AtomicU64::new(0),
     waker_restores: AtomicU64::new(0),
     lazy_fills: AtomicU64::new(0),
+    trimmed_bytes: AtomicU64::new(0),
     registered_slabs: AtomicU64::new(0),
     max_restore_ns: AtomicU64::new(0),
     restore_hist: [const { AtomicU64::new(0) }; 160],
@@ -832,6 +834,11 @@ struct Pending<'a> {
     /// Offset of `lo` in the holding area.
     off: usize,
     buf: Vec<u8>,
+    /// Dead pages below the saved range to give back: `[trim_lo, page_lo)`
+    /// (empty when `trim_lo == page_lo`), `trim_pages` of them resident.
+    trim_lo: usize,
+    page_lo: usize,
+    trim_pages: usize,
 }
 
 /// One stack of a batch, planned before any slot is held.
@@ -843,6 +850,35 @@ struct Plan<'a> {
     top: usize,
     end: usize,
     buf: Vec<u8>,
+    /// Lowest resident page below `page_lo` (== `page_lo`: none).
+    trim_lo: usize,
+    /// Resident pages in `[trim_lo, page_lo)`.
+    trim_pages: usize,
+}
+
+/// The resident pages of `[base, page_lo)` (dead stack below a suspended
+/// goroutine's saved range: what it used when it ran deeper): the lowest
+/// one and how many, or `(page_lo, 0)`. `vec` is scratch for `mincore`.
+fn resident_below(base: usize, page_lo: usize, vec: &mut Vec<u8>) -> (usize, usize) {
+    if page_lo <= base {
+        return (page_lo, 0);
+    }
+    let n = (page_lo - base) / PAGE;
+    vec.clear();
+    vec.resize(n, 0);
+    // SAFETY: a mapped, page-aligned range of a stack slot; `vec` has one
+    // byte per page. mincore never faults on the range itself.
+    let r = unsafe { libc::mincore(base as *mut libc::c_void, n * PAGE, vec.as_mut_ptr()) };
+    if r != 0 {
+        return (page_lo, 0);
+    }
+    match vec.iter().position(|v| v & 1 != 0) {
+        Some(first) => (
+            base + first * PAGE,
+            vec[first..].iter().filter(|v| *v & 1 != 0).count(),
+        ),
+        None => (page_lo, 0),
+    }
 }
 
 /// Compacts the goroutines `cands` (suspended, pinned to this worker, which
@@ -855,6 +891,7 @@ struct Plan<'a> {
 fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
     let uffd = the_uffd();
     let mut plans: Vec<Plan<'_>> = Vec::with_capacity(cands.len());
+    let mut mincore_vec = Vec::new();
     for (sp, g) in cands {
         let sp = *sp;
         let Some(meta) = slab_for_compaction(sp) else {
@@ -871,6 +908,9 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
             mark_skipped(g);
             continue;
         }
+        // Pages below the saved range that are still resident (the stack
+        // once ran deeper) are trimmed too.
+        let (trim_lo, trim_pages) = resident_below(bottom + PAGE, page_lo, &mut mincore_vec);
         plans.push(Plan {
             slot: &meta.slots[i],
             g,
@@ -879,17 +919,20 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
             top,
             end,
             buf: Vec::with_capacity(top - lo),
+            trim_lo,
+            trim_pages,
         });
     }
     let mut done = 0;
     let mut used = 0usize; // holding-area pages in use
     let mut pending: Vec<Pending<'_>> = Vec::with_capacity(plans.len());
     let mut old_bufs: Vec<Vec<u8>> = Vec::with_capacity(plans.len());
+    let mut trims: Vec<libc::iovec> = Vec::with_capacity(plans.len());
     for p in plans.iter_mut() {
         let npages = (p.end - p.page_lo) / PAGE;
         let len = npages * PAGE;
         if used + npages > HOLD_PAGES {
-            done += finish(area, &mut pending, &mut used, &mut old_bufs);
+            done += finish(area, &mut pending, &mut used, &mut old_bufs, &mut trims);
         }
         let slot = p.slot;
         let mut retried = false;
@@ -916,6 +959,9 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
                         g: p.g,
                         off: used * PAGE + (p.lo - p.page_lo),
                         buf: std::mem::take(&mut p.buf),
+                        trim_lo: p.trim_lo,
+                        page_lo: p.page_lo,
+                        trim_pages: p.trim_pages,
                     });
                     used += npages;
                     break;
@@ -932,7 +978,7 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
                         // slot we hold: copy the pending stacks out first,
                         // so this thread holds no slot while it faults.
                         retried = true;
-                        done += finish(area, &mut pending, &mut used, &mut old_bufs);
+                        done += finish(area, &mut pending, &mut used, &mut old_bufs, &mut trims);
                         // SAFETY: write-faulting pages of a suspended stack
                         // does not change their contents; the slot is
                         // RESIDENT and no slot is held by this thread.
@@ -948,7 +994,7 @@ fn compact_batch(area: &mut Area, cands: &[(usize, GRef)]) -> usize {
             }
         }
     }
-    done += finish(area, &mut pending, &mut used, &mut old_bufs);
+    done += finish(area, &mut pending, &mut used, &mut old_bufs, &mut trims);
     drop(old_bufs);
     done
 }
@@ -1015,8 +1061,35 @@ fn finish(
     pending: &mut Vec<Pending<'_>>,
     used: &mut usize,
     old_bufs: &mut Vec<Vec<u8>>,
+    trims: &mut Vec<libc::iovec>,
 ) -> usize {
     let n = pending.len();
+    // Dead pages below the saved ranges go first, while the slots are still
+    // held: their goroutines cannot run, so nothing can grow into them
+    // meanwhile. One batched call (one TLB flush) for the whole batch;
+    // `trims` has capacity for every stack of the batch (no allocation).
+    trims.clear();
+    let mut trimmed = 0;
+    for p in pending.iter() {
+        if p.trim_lo < p.page_lo {
+            trims.push(libc::iovec {
+                iov_base: p.trim_lo as *mut libc::c_void,
+                iov_len: p.page_lo - p.trim_lo,
+            });
+            trimmed += p.trim_pages;
+        }
+    }
+    if !trims.is_empty() {
+        // SAFETY: each range lies below the saved stack pointer of a
+        // suspended goroutine whose slot we hold, minus the margin the
+        // switch writes into: dead frames no one may read (a pointer into
+        // them would dangle). Missing afterwards, they are served by the
+        // handler (zeros) if the goroutine grows that deep again.
+        unsafe { stack::discard(trims) };
+        COUNTERS
+            .trimmed_bytes
+            .fetch_add((trimmed * PAGE) as u64, Ordering::Relaxed);
+    }
     for p in pending.iter_mut() {
         // SAFETY: slot held in COMPACTING by us.
         let s = unsafe { &mut *p.slot.saved.get() };
