@@ -307,6 +307,55 @@ fn stacks_that_grew_deep_once_are_trimmed() {
     });
 }
 
+/// Child: a goroutine that reuses the slot of a compacted (so registered)
+/// stack and grows deeper than the slot's previous user takes one round
+/// trip through the fault handler, not one per page.
+#[test]
+#[ignore = "helper: runs only as the child of growth_in_a_registered_slot_is_cheap"]
+fn child_growth_in_registered_slot() {
+    if !is_child("child_growth_in_registered_slot") {
+        return;
+    }
+    let rt = rt(1);
+    if !available(&rt) {
+        return;
+    }
+    rt.block_on(|| {
+        let (tx, rx) = chan::bounded::<()>(1);
+        let first = goro::go(move || {
+            let local = 1u64;
+            rx.recv().unwrap();
+            black_box(&local) as *const u64 as usize
+        });
+        wait_compacted(1);
+        tx.send(()).unwrap();
+        let a = first.join().unwrap();
+        let before = goro::debug::stats().compaction.lazy_fills;
+        // Same worker, LIFO pool: the next goroutine gets that slot back.
+        let (b, low) = goro::go(|| {
+            let local = 2u64;
+            (black_box(&local) as *const u64 as usize, go_deep(100))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(a / (256 * 1024), b / (256 * 1024), "not the same slot");
+        assert!(b - low > 100 * 1024);
+        let fills = goro::debug::stats().compaction.lazy_fills - before;
+        assert!(
+            fills >= 1,
+            "the slab is registered: the first new page faults"
+        );
+        assert!(fills <= 2, "{fills} round trips for ~25 new pages");
+    });
+}
+
+#[test]
+fn growth_in_a_registered_slot_is_cheap() {
+    let name = "child_growth_in_registered_slot";
+    let out = run_child(&mut child_command(name));
+    assert_child_passed(name, &out);
+}
+
 /// Regression (prototype bug 2): a foreign access to a never-touched page
 /// below the compacted range of a slot must be served after the restore,
 /// not stranded.

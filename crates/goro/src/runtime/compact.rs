@@ -260,6 +260,9 @@ fn measure_switch_depth() -> Result<SwitchDepth, String> {
 /// Bit of `Goroutine::saved_sp` telling its home worker that the stack was
 /// compacted (and may still be; the slot state says).
 pub(crate) const COMPACTED_BIT: usize = 1;
+/// Pages below a lazily filled stack page that the handler maps the zero
+/// page under in the same round trip (128 KiB).
+const LAZY_AHEAD: usize = 32;
 /// Holding-area pages per worker: stacks using more are not compacted.
 const HOLD_PAGES: usize = 256;
 /// Most goroutines compacted per pass (a pass is ~2–5 µs per goroutine, so
@@ -1345,7 +1348,16 @@ fn handler_main() {
             let addr = m.pf_address as usize;
             let write = m.pf_flags & uffd::UFFD_PAGEFAULT_FLAG_WRITE != 0;
             if let Some((meta, i)) = locate(addr) {
-                on_fault(uffd, &meta.slots[i], addr, write, &mut scratch, &zero);
+                let bottom = meta.start + i * meta.slot_size;
+                on_fault(
+                    uffd,
+                    &meta.slots[i],
+                    bottom,
+                    addr,
+                    write,
+                    &mut scratch,
+                    &zero,
+                );
             } else if in_holder(addr) {
                 // A holding-area page (not expected: `move_out` fills the
                 // holes before the compactor reads): zeros by definition.
@@ -1383,6 +1395,7 @@ fn fill(uffd: &Uffd, page: usize, write: bool, zero: &[u8]) -> bool {
 fn on_fault(
     uffd: &Uffd,
     slot: &SlotMeta,
+    bottom: usize,
     addr: usize,
     write: bool,
     scratch: &mut [u8],
@@ -1420,8 +1433,23 @@ fn on_fault(
                 {
                     continue;
                 }
-                if fill(uffd, addr & !(PAGE - 1), write, zero) {
+                let page = addr & !(PAGE - 1);
+                if fill(uffd, page, write, zero) {
                     COUNTERS.lazy_fills.fetch_add(1, Ordering::Relaxed);
+                    // A stack grows down: map the zero page under the next
+                    // `LAZY_AHEAD` pages too (page-table entries only, no
+                    // memory), so the growth takes ordinary faults rather
+                    // than one round trip through this thread per page.
+                    // EEXIST (a present page in the range) stops it early:
+                    // harmless.
+                    let lo = page.saturating_sub(LAZY_AHEAD * PAGE).max(bottom + PAGE);
+                    if lo < page {
+                        // SAFETY: pages of the slot below a never-touched
+                        // page, in a slot we hold: missing ones are dead or
+                        // never-touched stack (zeros); present ones are
+                        // left alone (UFFDIO_ZEROPAGE never overwrites).
+                        let _ = unsafe { uffd.zeropage(lo, page - lo) };
+                    }
                 }
                 slot.state.store(RESIDENT, Ordering::Release);
                 return;
