@@ -8,14 +8,17 @@
 //! `goro::scope` child, a waiter record living on the stack, a syscall
 //! writing into a stack buffer), blocks in the kernel until the bytes are
 //! back: compaction is invisible. The home worker restores a goroutine
-//! before it resumes it (no fault round trip); a handler thread restores for
-//! everyone else.
+//! before it resumes it, and a channel operation about to write a compacted
+//! goroutine's waiter record restores it first (`restore_before_touch`):
+//! neither takes a fault round trip. A handler thread restores for every
+//! other access. Pages below the saved range that are still resident (the
+//! stack once ran deeper) are trimmed in the same pass.
 //!
 //! # Per-slot state machine (`SlotMeta::state`)
 //!
 //! ```text
-//!            compact: CAS, home worker only,        restore: CAS by the owner (before resume)
-//!            goroutine suspended                    or by the fault handler
+//!            compact: CAS, home worker only,        restore: CAS by the owner (before resume),
+//!            goroutine suspended                    a waker, or the fault handler
 //!  RESIDENT ─────────────► COMPACTING ──────► COMPACTED ───────────────► RESTORING ──► RESIDENT
 //!     ▲ │ CAS                    │ store(Release)          CAS                   │ store(Release)
 //!     │ └──◄─ MOVE failed ───────┘                                               │
@@ -40,14 +43,19 @@
 //! * `COMPACTED`: the bytes `[lo, top)` are in `Saved::buf`; the pages
 //!   `[page_lo, slot end)` are unpopulated.
 //! * `RESTORING`: held by the one thread that won the CAS (the owner about
-//!   to resume the goroutine, or the handler). It refills the pages with one
-//!   `UFFDIO_COPY`, which also wakes every thread blocked on them.
+//!   to resume the goroutine, a channel operation about to write its waiter
+//!   record, or the handler). It refills the pages with one `UFFDIO_COPY`,
+//!   which also wakes every thread blocked on them. A waker or the handler
+//!   leaves the buffer for the owner to free (`COMPACTED_BIT` stays set
+//!   until the owner resumes the goroutine).
 //!
-//! A *wake* of the goroutine never touches this word: it only makes the
-//! goroutine runnable on its home worker, which restores it before switching
-//! to it. Compaction also runs only on the home worker, between goroutines,
-//! so the owner never observes `COMPACTING`, no wake is lost, and none races
-//! the copy.
+//! A *wake* (unpark) of the goroutine never touches this word: it only makes
+//! the goroutine runnable on its home worker, which restores it (if nobody
+//! did) before switching to it. Compaction also runs only on the home
+//! worker, between goroutines, so the owner never observes `COMPACTING`, no
+//! wake is lost, and none races the copy. A waker's restore is an
+//! optimisation of the fault path: it acts only on `COMPACTED` and leaves
+//! every other state to the access that follows (which faults and waits).
 //!
 //! # Why the copy is consistent
 //!
