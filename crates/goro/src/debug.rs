@@ -501,9 +501,10 @@ pub struct CompactionStats {
     pub waker_restores: u64,
     /// Never-touched stack pages of registered slabs filled by the handler.
     pub lazy_fills: u64,
-    /// Resident stack memory below the used part of compacted stacks (the
-    /// goroutine once ran deeper) given back to the kernel, in total
-    /// (bytes). It does not come back on restore.
+    /// Stack pages below the used part of compacted stacks (the goroutine
+    /// once ran deeper) given back to the kernel, in total (bytes). They do
+    /// not come back on restore. Counted as mapped pages: the zero pages a
+    /// lazy fill maps ahead of a growing stack count too.
     pub trimmed_bytes: u64,
     /// Median latency of owner and waker restores (bucketed: within 19 %).
     pub median_restore: std::time::Duration,
@@ -764,7 +765,7 @@ impl Stats {
         metric(
             "goro_stack_trimmed_bytes_total",
             "counter",
-            "Resident stack memory below compacted stacks given back (the goroutine once ran deeper).",
+            "Stack pages below compacted stacks given back (the goroutine once ran deeper).",
             one(c.trimmed_bytes.to_string()),
         );
         metric(

@@ -24,6 +24,9 @@
 //!     │ └──◄─ MOVE failed ───────┘                                               │
 //!     │      handler lazy fill / owner buffer release: CAS RESIDENT → RESTORING  │
 //!     └──────────────────────────────────────────────────────────────────────────┘
+//!
+//!  A waker whose scratch is too small for the stack gives the slot back
+//!  untouched: RESTORING ──store──► COMPACTED.
 //! ```
 //!
 //! * `RESIDENT`: nothing of the slot lives in a buffer. A missing page can
@@ -119,7 +122,8 @@ pub(crate) const RESIDENT: u8 = 0;
 pub(crate) const COMPACTING: u8 = 1;
 /// Bytes in the buffer, pages gone.
 pub(crate) const COMPACTED: u8 = 2;
-/// Held by a restorer (owner or handler), or by the handler's lazy fill.
+/// Held by a restorer (owner, waker or handler), or by the handler's lazy
+/// fill.
 pub(crate) const RESTORING: u8 = 3;
 
 /// Most bytes the context switch may store below the saved stack pointer
@@ -357,7 +361,8 @@ pub(crate) struct Counters {
     pub(crate) trimmed_bytes: AtomicU64,
     pub(crate) registered_slabs: AtomicU64,
     pub(crate) max_restore_ns: AtomicU64,
-    /// Owner restore latency histogram: bucket `k` counts latencies in
+    /// Restore latency histogram (owner and waker restores): bucket `k`
+    /// counts latencies in
     /// `[2^(k/4) .. 2^((k+1)/4))` ns (four buckets per power of two).
     pub(crate) restore_hist: [AtomicU64; 160],
 }
@@ -400,7 +405,8 @@ fn bucket_floor(k: usize) -> u64 {
     }
 }
 
-/// Median owner-restore latency in ns (bucket floor), 0 without samples.
+/// Median restore latency (owner and waker restores) in ns (bucket floor),
+/// 0 without samples.
 pub(crate) fn median_restore_ns() -> u64 {
     let counts: Vec<u64> = COUNTERS
         .restore_hist
@@ -645,6 +651,9 @@ pub(crate) struct Local {
     pending: Cell<bool>,
     /// The worker's switch counter at the last full sweep.
     switches_at_sweep: Cell<u64>,
+    /// Earliest due time (coarse ms) of a parked goroutine not yet due that
+    /// the passes of the current sweep saw, plus one; 0: none yet.
+    sweep_earliest: Cell<u64>,
 }
 
 impl Local {
@@ -816,6 +825,18 @@ pub(crate) fn idle_pass(
             wrapped = true;
         }
     }
+    // A sweep takes many passes: what its earlier passes saw counts too.
+    let seen = local.sweep_earliest.get();
+    if seen != 0 {
+        earliest = earliest.min(seen - 1);
+    }
+    local
+        .sweep_earliest
+        .set(if wrapped || earliest == u64::MAX {
+            0
+        } else {
+            earliest + 1
+        });
     if cands.is_empty() {
         if wrapped {
             // A whole sweep found nothing due: no scan before the earliest
@@ -1237,8 +1258,9 @@ pub(crate) fn restore_for_resume(g: &Goroutine, local: &Local) {
                 }
             }
             RESIDENT => {
-                // The handler restored it; release the buffer it left (the
-                // handler never frees memory).
+                // A waker or the handler restored it; release the buffer it
+                // left (the handler never frees memory; a waker leaves it to
+                // us too).
                 if slot
                     .state
                     .compare_exchange(RESIDENT, RESTORING, Ordering::Acquire, Ordering::Relaxed)
@@ -1288,10 +1310,31 @@ pub(crate) fn restore_before_touch(g: &Goroutine, addr: usize) {
     }
 }
 
+/// Largest stack (pages from `page_lo` to the slot end) a waker restores
+/// inline; deeper ones go through the fault path. Also the size of each
+/// thread's scratch, so a waker keeps at most 64 KiB of it.
+const WAKER_PAGES: usize = 16;
+
 thread_local! {
-    /// Page-image scratch for `restore_for_waker`; grown before a slot is
-    /// taken, never while holding one.
+    /// Page-image scratch for `restore_for_waker`, allocated (and zeroed)
+    /// before a slot is taken, never while holding one.
     static WAKER_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Touches the 16 KiB of the caller's stack below this point, so that what
+/// runs next at about this depth cannot fault on its own stack. A waker
+/// may run on a goroutine stack in a registered slab, with missing pages
+/// just below it (trimmed, never touched, or released): faulting there while
+/// holding another slot in `RESTORING` would wait for the handler, which may
+/// itself be waiting for that slot.
+#[inline(never)]
+fn touch_stack_below() {
+    let mut pad = [0u8; 16 * 1024];
+    for i in (0..pad.len()).step_by(PAGE) {
+        // SAFETY: a byte of our own local array.
+        unsafe { std::ptr::write_volatile(&mut pad[i], 1) };
+    }
+    std::hint::black_box(&pad);
 }
 
 #[cold]
@@ -1306,48 +1349,46 @@ fn restore_for_waker(addr: usize) {
         let Ok(mut scratch) = cell.try_borrow_mut() else {
             return;
         };
-        let mut need = 4 * PAGE;
-        loop {
-            if scratch.len() < need {
-                // Allocate with no slot held (see the module docs).
-                scratch.resize(need, 0);
-            }
-            // Only a compacted stack is ours to restore: COMPACTING and
-            // RESTORING belong to someone else for a bounded window, and the
-            // access that follows faults and waits for them if it must.
-            if slot.state.load(Ordering::Acquire) != COMPACTED {
-                return;
-            }
-            let t0 = Instant::now();
-            if slot
-                .state
-                .compare_exchange(COMPACTED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                return;
-            }
-            // SAFETY: we hold the slot in RESTORING.
-            let n = unsafe {
-                let s = &*slot.saved.get();
-                s.end - s.page_lo
-            };
-            if n > scratch.len() {
-                // Too small: give the slot back untouched and grow.
-                slot.state.store(COMPACTED, Ordering::Release);
-                need = n;
-                continue;
-            }
-            restore_locked(slot, &mut scratch);
-            // The buffer stays for the owner to free when it next resumes
-            // the goroutine (its `COMPACTED_BIT` is still set), as after a
-            // handler restore.
-            slot.state.store(RESIDENT, Ordering::Release);
-            let ns = t0.elapsed().as_nanos() as u64;
-            COUNTERS.waker_restores.fetch_add(1, Ordering::Relaxed);
-            COUNTERS.restore_hist[bucket(ns)].fetch_add(1, Ordering::Relaxed);
-            COUNTERS.max_restore_ns.fetch_max(ns, Ordering::Relaxed);
+        if scratch.is_empty() {
+            // Allocate with no slot held (see the module docs).
+            scratch.resize(WAKER_PAGES * PAGE, 0);
+        }
+        // Our own stack must not fault while we hold the slot (above).
+        touch_stack_below();
+        // Only a compacted stack is ours to restore: COMPACTING and
+        // RESTORING belong to someone else for a bounded window, and the
+        // access that follows faults and waits for them if it must.
+        if slot.state.load(Ordering::Acquire) != COMPACTED {
             return;
         }
+        let t0 = Instant::now();
+        if slot
+            .state
+            .compare_exchange(COMPACTED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        // SAFETY: we hold the slot in RESTORING.
+        let n = unsafe {
+            let s = &*slot.saved.get();
+            s.end - s.page_lo
+        };
+        if n > scratch.len() {
+            // Deeper than the scratch: give the slot back untouched (the
+            // state it had, nothing else changed); the fault path serves it.
+            slot.state.store(COMPACTED, Ordering::Release);
+            return;
+        }
+        restore_locked(slot, &mut scratch);
+        // The buffer stays for the owner to free when it next resumes the
+        // goroutine (its `COMPACTED_BIT` is still set), as after a handler
+        // restore.
+        slot.state.store(RESIDENT, Ordering::Release);
+        let ns = t0.elapsed().as_nanos() as u64;
+        COUNTERS.waker_restores.fetch_add(1, Ordering::Relaxed);
+        COUNTERS.restore_hist[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        COUNTERS.max_restore_ns.fetch_max(ns, Ordering::Relaxed);
     });
 }
 
@@ -1462,22 +1503,27 @@ fn on_fault(
                     continue;
                 }
                 let page = addr & !(PAGE - 1);
+                // A stack grows down: first map the zero page under the
+                // `LAZY_AHEAD` pages below this one (page-table entries
+                // only, no memory), so the growth that follows takes
+                // ordinary faults rather than a round trip through this
+                // thread per page; then the faulting page itself, which
+                // wakes the faulter. A present page in the range stops a
+                // call (EEXIST): skip it and go on above it.
+                let mut lo = page.saturating_sub(LAZY_AHEAD * PAGE).max(bottom + PAGE);
+                while lo < page {
+                    // SAFETY: pages of a slot we hold in RESTORING, which
+                    // was RESIDENT: none of it lives in a buffer, so a
+                    // missing page there reads as zeros (never touched,
+                    // trimmed or released); present ones are left alone
+                    // (UFFDIO_ZEROPAGE never overwrites).
+                    match unsafe { uffd.zeropage(lo, page - lo) } {
+                        Ok(()) => break,
+                        Err(p) => lo += p.done + PAGE,
+                    }
+                }
                 if fill(uffd, page, write, zero) {
                     COUNTERS.lazy_fills.fetch_add(1, Ordering::Relaxed);
-                    // A stack grows down: map the zero page under the next
-                    // `LAZY_AHEAD` pages too (page-table entries only, no
-                    // memory), so the growth takes ordinary faults rather
-                    // than one round trip through this thread per page.
-                    // EEXIST (a present page in the range) stops it early:
-                    // harmless.
-                    let lo = page.saturating_sub(LAZY_AHEAD * PAGE).max(bottom + PAGE);
-                    if lo < page {
-                        // SAFETY: pages of the slot below a never-touched
-                        // page, in a slot we hold: missing ones are dead or
-                        // never-touched stack (zeros); present ones are
-                        // left alone (UFFDIO_ZEROPAGE never overwrites).
-                        let _ = unsafe { uffd.zeropage(lo, page - lo) };
-                    }
                 }
                 slot.state.store(RESIDENT, Ordering::Release);
                 return;

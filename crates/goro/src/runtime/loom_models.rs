@@ -324,6 +324,75 @@ fn loom_compaction_state_machine() {
         }
     }
 
+    // The waker's inline restore (`restore_for_waker`): acts only on
+    // COMPACTED; `give_back` models a scratch too small for the stack
+    // (RESTORING → COMPACTED, nothing touched). Then it writes the word.
+    let waker = |s: &Slot, give_back: bool| {
+        if s.state.load(Ordering::Acquire) == COMPACTED
+            && s.state
+                .compare_exchange(COMPACTED, RESTORING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            if give_back {
+                s.state.store(COMPACTED, Ordering::Release);
+            } else {
+                restore(s);
+                s.state.store(RESIDENT, Ordering::Release);
+            }
+        }
+        access(s, |v| v + 100)
+    };
+
+    for give_back in [false, true] {
+        loom::model(move || {
+            let s = Arc::new(Slot {
+                state: AtomicU8::new(RESIDENT),
+                page: Mutex::new(Some(1)),
+                buf: loom::cell::UnsafeCell::new(0),
+            });
+            let w = {
+                let s = s.clone();
+                thread::spawn(move || waker(&s, give_back))
+            };
+            // Home worker: compact, then restore before resuming.
+            if s.state
+                .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                let v = s.page.lock().unwrap().take();
+                // SAFETY: we hold the slot in COMPACTING.
+                s.buf.with_mut(|b| unsafe { *b = v.unwrap_or(0) });
+                s.state.store(COMPACTED, Ordering::Release);
+            }
+            loop {
+                match s.state.load(Ordering::Acquire) {
+                    COMPACTED => {
+                        if s.state
+                            .compare_exchange(
+                                COMPACTED,
+                                RESTORING,
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            restore(&s);
+                            s.state.store(RESIDENT, Ordering::Release);
+                            break;
+                        }
+                    }
+                    RESIDENT => break,
+                    RESTORING => thread::yield_now(),
+                    _ => panic!("the owner saw COMPACTING"),
+                }
+            }
+            let theirs = w.join().unwrap();
+            let end = access(&s, |v| v);
+            assert_eq!(end, 101, "the waker's write was lost");
+            assert_eq!(theirs, 101);
+        });
+    }
+
     loom::model(|| {
         let s = Arc::new(Slot {
             state: AtomicU8::new(RESIDENT),
