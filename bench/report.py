@@ -175,7 +175,7 @@ PER_G = {
     "idle": (
         "idle, 1,000,000 goroutines parked for seconds",
         "VmRSS after all 1,000,000 have been parked for `IDLE_HOLD_MS` (default 5 s; "
-        "goro with idle-stack compaction after 1 s, waiting up to 10 s more until 90 % "
+        "goro with idle-stack compaction after 1 s, waiting up to 10 s more until 99 % "
         "are compacted) minus VmRSS before the first was started, divided by 1,000,000 "
         "(median of the runs), and peak RSS / 1,000,000 (goro's peak is while the stacks "
         "are resident: before compaction, and again when the release restores them).",
