@@ -797,6 +797,9 @@ pub(crate) fn idle_pass(
     let _busy = Release;
     let mut cands: Vec<(usize, GRef)> = Vec::with_capacity(BATCH);
     let mut earliest = u64::MAX;
+    // Earliest not-yet-due seen after this pass wrapped to index 0: those
+    // entries belong to the next sweep.
+    let mut after_wrap = u64::MAX;
     let mut wrapped = false;
     {
         let reg = registry.lock();
@@ -814,6 +817,9 @@ pub(crate) fn idle_pass(
                         cands.push((g.saved_sp.load(Ordering::Relaxed), g.clone()));
                     } else {
                         earliest = earliest.min(due);
+                        if wrapped {
+                            after_wrap = after_wrap.min(due);
+                        }
                     }
                 }
             }
@@ -825,18 +831,16 @@ pub(crate) fn idle_pass(
             wrapped = true;
         }
     }
-    // A sweep takes many passes: what its earlier passes saw counts too.
+    // A sweep takes many passes: what its earlier passes saw counts too;
+    // what this one saw after wrapping starts the next sweep's record.
     let seen = local.sweep_earliest.get();
     if seen != 0 {
         earliest = earliest.min(seen - 1);
     }
+    let carry = if wrapped { after_wrap } else { earliest };
     local
         .sweep_earliest
-        .set(if wrapped || earliest == u64::MAX {
-            0
-        } else {
-            earliest + 1
-        });
+        .set(if carry == u64::MAX { 0 } else { carry + 1 });
     if cands.is_empty() {
         if wrapped {
             // A whole sweep found nothing due: no scan before the earliest
@@ -1272,7 +1276,8 @@ pub(crate) fn restore_for_resume(g: &Goroutine, local: &Local) {
                     break b;
                 }
             }
-            // The handler is restoring it or filling a page (a few ioctls).
+            // A waker or the handler is restoring it, or the handler is
+            // filling a page (a few ioctls).
             RESTORING => std::thread::yield_now(),
             _ => unreachable!("the owner saw its own goroutine's stack COMPACTING"),
         }
@@ -1321,20 +1326,45 @@ thread_local! {
     static WAKER_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Touches the 16 KiB of the caller's stack below this point, so that what
-/// runs next at about this depth cannot fault on its own stack. A waker
-/// may run on a goroutine stack in a registered slab, with missing pages
-/// just below it (trimmed, never touched, or released): faulting there while
-/// holding another slot in `RESTORING` would wait for the handler, which may
-/// itself be waiting for that slot.
-#[inline(never)]
-fn touch_stack_below() {
-    let mut pad = [0u8; 16 * 1024];
-    for i in (0..pad.len()).step_by(PAGE) {
-        // SAFETY: a byte of our own local array.
-        unsafe { std::ptr::write_volatile(&mut pad[i], 1) };
+/// Stack the inline restore needs below `restore_for_waker`'s frame
+/// (`restore_locked`, the copies, the ioctl wrapper: well under this).
+const WAKER_STACK_ROOM: usize = 4 * PAGE;
+
+/// Makes sure the pages of the running stack just below the caller cannot
+/// fault to the handler while it holds a slot; false if there is not
+/// enough room left on this stack for the inline restore.
+///
+/// A waker may run on a goroutine stack in a registered slab with missing
+/// pages just below it (trimmed, never touched, or released): faulting
+/// there while holding another slot in `RESTORING` would wait for the
+/// handler, which may itself be waiting for that slot. Reading each of
+/// those pages first (no slot held) gets a missing one mapped (the zero
+/// page; a later write is an ordinary copy-on-write fault, not a
+/// userfault). Pages of a running stack do not go missing again: trimming
+/// and moves act on suspended goroutines only, releases on free slots.
+fn stack_room_ready() -> bool {
+    let sp = stack_pointer();
+    let Some((_, start, _, slot_size)) = stack::slab_index(sp) else {
+        // A thread's own stack (plain thread, scheduler, pool): never
+        // registered.
+        return true;
+    };
+    let lowest = start + (sp - start) / slot_size * slot_size + PAGE; // above the guard
+                                                                      // Leave the guard a page of slack: the restore path must not be what
+                                                                      // overflows a small stack; the fault path needs no extra depth.
+    if sp < lowest + WAKER_STACK_ROOM + PAGE {
+        return false;
     }
-    std::hint::black_box(&pad);
+    let mut a = (sp & !(PAGE - 1)) - PAGE;
+    while a >= sp - WAKER_STACK_ROOM - PAGE {
+        // SAFETY: a byte of the running goroutine's own stack slot, above
+        // its guard (checked above): mapped and readable. Below the stack
+        // pointer nothing is live and nobody else writes, so the read races
+        // nothing; it only maps the page if it was missing.
+        unsafe { std::ptr::read_volatile(a as *const u8) };
+        a -= PAGE;
+    }
+    true
 }
 
 #[cold]
@@ -1353,12 +1383,14 @@ fn restore_for_waker(addr: usize) {
             // Allocate with no slot held (see the module docs).
             scratch.resize(WAKER_PAGES * PAGE, 0);
         }
-        // Our own stack must not fault while we hold the slot (above).
-        touch_stack_below();
         // Only a compacted stack is ours to restore: COMPACTING and
         // RESTORING belong to someone else for a bounded window, and the
         // access that follows faults and waits for them if it must.
         if slot.state.load(Ordering::Acquire) != COMPACTED {
+            return;
+        }
+        // Our own stack must not fault while we hold the slot (above).
+        if !stack_room_ready() {
             return;
         }
         let t0 = Instant::now();
@@ -1487,8 +1519,9 @@ fn on_fault(
                     continue;
                 }
             }
-            // Held by the compactor or the owner: bounded windows (ioctls
-            // and copies between resident memory); wait and look again.
+            // Held by the compactor, the owner or a waker: bounded windows
+            // (ioctls and copies between resident memory); wait and look
+            // again.
             COMPACTING | RESTORING => std::thread::yield_now(),
             _ => {
                 // RESIDENT: a never-touched page, or a stale message. Hold
