@@ -460,6 +460,11 @@ fn preempt_every_op_runs_every_schedule_to_the_same_answer() {
 #[test]
 #[ignore = "child process of goro_seed_replays_from_the_environment"]
 fn goro_seed_child() {
+    // Meant to fail, under the seed its parent passes; a plain
+    // `cargo test -- --ignored` (no GORO_SEED) has nothing to check here.
+    if std::env::var_os("GORO_SEED").is_none() {
+        return;
+    }
     explore(1_000_000, check_then_act);
 }
 
