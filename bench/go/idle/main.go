@@ -24,10 +24,10 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"gorobench/internal/measure"
 )
 
 const (
@@ -35,44 +35,12 @@ const (
 	wakeN = 10_000
 )
 
-// vmRSS is the process's resident set size in bytes.
-func vmRSS() uint64 {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		panic(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			fields := strings.Fields(line)
-			kib, err := strconv.ParseUint(fields[1], 10, 64)
-			if err != nil {
-				panic(err)
-			}
-			return kib * 1024
-		}
-	}
-	panic("idle: no VmRSS line")
-}
-
-// hold is IDLE_HOLD_MS milliseconds, else defaultMs.
-func hold(defaultMs int) time.Duration {
-	ms := defaultMs
-	if v, ok := os.LookupEnv("IDLE_HOLD_MS"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			panic("idle: IDLE_HOLD_MS must be a number of milliseconds")
-		}
-		ms = n
-	}
-	return time.Duration(ms) * time.Millisecond
-}
-
 // idle is the idle workload.
 func idle() {
 	release := make(chan struct{})
 	var started, finished sync.WaitGroup
 
-	before := vmRSS()
+	before := measure.VmRSS()
 	started.Add(idleN)
 	finished.Add(idleN)
 	for i := 0; i < idleN; i++ {
@@ -85,8 +53,8 @@ func idle() {
 		}()
 	}
 	started.Wait()
-	time.Sleep(hold(5000))
-	after := vmRSS()
+	time.Sleep(measure.IdleHold(5000))
+	after := measure.VmRSS()
 
 	start := time.Now()
 	close(release)
@@ -123,7 +91,7 @@ func idleWake() {
 		}()
 	}
 	started.Wait()
-	time.Sleep(hold(3000))
+	time.Sleep(measure.IdleHold(3000))
 
 	trips := make([]time.Duration, 0, wakeN)
 	start := time.Now()

@@ -9,39 +9,19 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"gorobench/internal/measure"
 )
 
 const n = 1_000_000
-
-// vmRSS is the process's resident set size in bytes.
-func vmRSS() uint64 {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		panic(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			fields := strings.Fields(line)
-			kib, err := strconv.ParseUint(fields[1], 10, 64)
-			if err != nil {
-				panic(err)
-			}
-			return kib * 1024
-		}
-	}
-	panic("parked: no VmRSS line")
-}
 
 func main() {
 	release := make(chan struct{})
 	var started, finished sync.WaitGroup
 
-	before := vmRSS()
+	before := measure.VmRSS()
 	start := time.Now()
 	started.Add(n)
 	finished.Add(n)
@@ -55,7 +35,7 @@ func main() {
 		}()
 	}
 	started.Wait()
-	after := vmRSS()
+	after := measure.VmRSS()
 	close(release)
 	finished.Wait()
 	elapsed := time.Since(start)

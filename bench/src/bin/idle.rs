@@ -27,6 +27,9 @@
 #![allow(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[path = "../shared/measure.rs"]
+mod measure;
+
 use std::time::{Duration, Instant};
 
 use goro::chan;
@@ -41,30 +44,6 @@ const THRESHOLD: Duration = Duration::from_secs(1);
 /// How long to wait past the hold for compaction to reach 99 %.
 const MAX_EXTRA_WAIT: Duration = Duration::from_secs(10);
 
-/// The process's resident set size in bytes (VmRSS in /proc/self/status).
-fn vm_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("idle: no /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("idle: no VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("idle: malformed VmRSS line");
-    kib * 1024
-}
-
-/// The hold: `IDLE_HOLD_MS` milliseconds, else `default_ms`.
-fn hold(default_ms: u64) -> Duration {
-    let ms = std::env::var("IDLE_HOLD_MS").map_or(default_ms, |v| {
-        v.parse()
-            .expect("idle: IDLE_HOLD_MS must be a number of milliseconds")
-    });
-    Duration::from_millis(ms)
-}
-
 /// Whether compaction is on in this runtime: asked for and available. Read
 /// before the goroutines are spawned, while `debug::stats` is still cheap.
 fn compaction_on() -> bool {
@@ -78,7 +57,7 @@ fn compaction_on() -> bool {
 /// `debug::compacted_goroutines` (a scan of the workers' registries, about
 /// 12 ms for 1M here), which reads less than `debug::stats` (35 ms).
 fn hold_until_compacted(workload: &str, n: usize, default_hold_ms: u64, on: bool) {
-    goro::time::sleep(hold(default_hold_ms));
+    goro::time::sleep(measure::idle_hold(default_hold_ms));
     let wanted = n * 99 / 100;
     if on && goro::debug::compacted_goroutines() < wanted {
         let waiting = Instant::now();
@@ -127,7 +106,7 @@ fn idle() {
     let finished = WaitGroup::new();
 
     let on = compaction_on();
-    let before = vm_rss();
+    let before = measure::vm_rss();
     started.add(IDLE_N);
     finished.add(IDLE_N);
     for _ in 0..IDLE_N {
@@ -141,7 +120,7 @@ fn idle() {
     }
     started.wait();
     hold_until_compacted("idle", IDLE_N, 5000, on);
-    let after = vm_rss();
+    let after = measure::vm_rss();
     // After the reading: with 1M goroutines `debug::stats` allocates and
     // takes a while.
     print_compaction("idle");

@@ -8,6 +8,9 @@
 //! Counterpart of `parked.rs` and `bench/go/parked/main.go`.
 #![allow(missing_docs)]
 
+#[path = "../shared/measure.rs"]
+mod measure;
+
 #[path = "../shared/may_go.rs"]
 mod may_go;
 
@@ -18,28 +21,12 @@ use may_go::go;
 
 const N: usize = 1_000_000;
 
-/// The process's resident set size in bytes (VmRSS in /proc/self/status).
-fn vm_rss() -> u64 {
-    let status =
-        std::fs::read_to_string("/proc/self/status").expect("parked: no /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("parked: no VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("parked: malformed VmRSS line");
-    kib * 1024
-}
-
 fn run() -> (Duration, u64) {
     let (release_tx, release_rx) = mpmc::channel::<()>();
     let started = WaitGroup::new();
     let finished = WaitGroup::new();
 
-    let before = vm_rss();
+    let before = measure::vm_rss();
     let start = Instant::now();
     for _ in 0..N {
         let (rx, started, finished) = (release_rx.clone(), started.clone(), finished.clone());
@@ -50,7 +37,7 @@ fn run() -> (Duration, u64) {
         }));
     }
     started.wait();
-    let after = vm_rss();
+    let after = measure::vm_rss();
     drop(release_tx);
     finished.wait();
     let elapsed = start.elapsed();

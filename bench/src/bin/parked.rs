@@ -8,6 +8,9 @@
 #![allow(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[path = "../shared/measure.rs"]
+mod measure;
+
 use std::time::Instant;
 
 use goro::chan;
@@ -15,29 +18,13 @@ use goro::sync::WaitGroup;
 
 const N: usize = 1_000_000;
 
-/// The process's resident set size in bytes (VmRSS in /proc/self/status).
-fn vm_rss() -> u64 {
-    let status =
-        std::fs::read_to_string("/proc/self/status").expect("parked: no /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("parked: no VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("parked: malformed VmRSS line");
-    kib * 1024
-}
-
 #[goro::main]
 fn main() {
     let (release_tx, release_rx) = chan::bounded::<()>(0);
     let started = WaitGroup::new();
     let finished = WaitGroup::new();
 
-    let before = vm_rss();
+    let before = measure::vm_rss();
     let start = Instant::now();
     started.add(N);
     finished.add(N);
@@ -51,7 +38,7 @@ fn main() {
         }));
     }
     started.wait();
-    let after = vm_rss();
+    let after = measure::vm_rss();
     release_tx.close();
     finished.wait();
     let elapsed = start.elapsed();

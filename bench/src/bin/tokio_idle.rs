@@ -25,6 +25,9 @@
 #![allow(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[path = "../shared/measure.rs"]
+mod measure;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,30 +38,6 @@ use tokio::sync::{mpsc, watch, Notify};
 const IDLE_N: usize = 1_000_000;
 /// Tasks (and round trips) of the `idle_wake` workload.
 const WAKE_N: usize = 10_000;
-
-/// The process's resident set size in bytes (VmRSS in /proc/self/status).
-fn vm_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("idle: no /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("idle: no VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("idle: malformed VmRSS line");
-    kib * 1024
-}
-
-/// The hold: `IDLE_HOLD_MS` milliseconds, else `default_ms`.
-fn hold(default_ms: u64) -> Duration {
-    let ms = std::env::var("IDLE_HOLD_MS").map_or(default_ms, |v| {
-        v.parse()
-            .expect("idle: IDLE_HOLD_MS must be a number of milliseconds")
-    });
-    Duration::from_millis(ms)
-}
 
 /// A count of tasks still to arrive and the `Notify` the last one signals.
 struct Latch {
@@ -87,7 +66,7 @@ async fn idle() -> (Duration, u64) {
     let started = Latch::new(IDLE_N);
     let finished = Latch::new(IDLE_N);
 
-    let before = vm_rss();
+    let before = measure::vm_rss();
     for _ in 0..IDLE_N {
         let mut rx = release_rx.clone();
         let (started, finished) = (Arc::clone(&started), Arc::clone(&finished));
@@ -98,8 +77,8 @@ async fn idle() -> (Duration, u64) {
         }));
     }
     started.done.notified().await;
-    tokio::time::sleep(hold(5000)).await;
-    let after = vm_rss();
+    tokio::time::sleep(measure::idle_hold(5000)).await;
+    let after = measure::vm_rss();
 
     let start = Instant::now();
     drop(release_tx);
@@ -135,7 +114,7 @@ async fn idle_wake() -> (Duration, Duration) {
         })
         .collect();
     started.done.notified().await;
-    tokio::time::sleep(hold(3000)).await;
+    tokio::time::sleep(measure::idle_hold(3000)).await;
 
     let mut trips = Vec::with_capacity(WAKE_N);
     let start = Instant::now();

@@ -10,6 +10,9 @@
 #![allow(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[path = "../shared/measure.rs"]
+mod measure;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,22 +20,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 const N: usize = 1_000_000;
-
-/// The process's resident set size in bytes (VmRSS in /proc/self/status).
-fn vm_rss() -> u64 {
-    let status =
-        std::fs::read_to_string("/proc/self/status").expect("parked: no /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("parked: no VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("parked: malformed VmRSS line");
-    kib * 1024
-}
 
 /// A count of tasks still to arrive and the `Notify` the last one signals.
 struct Latch {
@@ -60,7 +47,7 @@ async fn run() -> (Duration, u64) {
     let started = Latch::new(N);
     let finished = Latch::new(N);
 
-    let before = vm_rss();
+    let before = measure::vm_rss();
     let start = Instant::now();
     for _ in 0..N {
         let mut rx = release_rx.clone();
@@ -72,7 +59,7 @@ async fn run() -> (Duration, u64) {
         }));
     }
     started.done.notified().await;
-    let after = vm_rss();
+    let after = measure::vm_rss();
     drop(release_tx);
     finished.done.notified().await;
     let elapsed = start.elapsed();
