@@ -214,7 +214,6 @@ pub(crate) struct Entry<T> {
     /// The waiting goroutine (null for a thread): its record outlives the
     /// entry (the context lives on its stack). Lets a claimer see that the
     /// stack is compacted without touching it.
-    #[cfg_attr(goro_loom, allow(dead_code))]
     g: *const Goroutine,
 }
 
@@ -249,7 +248,6 @@ impl<T> Entry<T> {
         // A claimer goes on to write the context and the value slot, both
         // on the waiter's stack: if that stack is compacted, restore it
         // here (~2 µs) rather than fault into the handler thread.
-        #[cfg(not(goro_loom))]
         if !self.g.is_null() {
             // SAFETY: the context is alive (contract), so is its goroutine.
             crate::runtime::compact::restore_before_touch(unsafe { &*self.g }, self.ctx as usize);

@@ -324,6 +324,45 @@ fn loom_compaction_state_machine() {
         }
     }
 
+    /// The home worker compacts the suspended goroutine's slot.
+    fn compact(s: &Slot) {
+        if s.state
+            .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            let v = s.page.lock().unwrap().take(); // UFFDIO_MOVE
+                                                   // SAFETY: we hold the slot in COMPACTING.
+            s.buf.with_mut(|b| unsafe { *b = v.unwrap_or(0) });
+            s.state.store(COMPACTED, Ordering::Release);
+        }
+    }
+
+    /// The home worker, before resuming the goroutine: restore if needed.
+    fn restore_before_resume(s: &Slot) {
+        loop {
+            match s.state.load(Ordering::Acquire) {
+                COMPACTED => {
+                    if s.state
+                        .compare_exchange(
+                            COMPACTED,
+                            RESTORING,
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        restore(s);
+                        s.state.store(RESIDENT, Ordering::Release);
+                        return;
+                    }
+                }
+                RESIDENT => return,
+                RESTORING => thread::yield_now(),
+                _ => panic!("the owner saw COMPACTING"),
+            }
+        }
+    }
+
     // The waker's inline restore (`restore_for_waker`): acts only on
     // COMPACTED; `give_back` models a scratch too small for the stack
     // (RESTORING → COMPACTED, nothing touched). Then it writes the word.
@@ -355,37 +394,8 @@ fn loom_compaction_state_machine() {
                 thread::spawn(move || waker(&s, give_back))
             };
             // Home worker: compact, then restore before resuming.
-            if s.state
-                .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                let v = s.page.lock().unwrap().take();
-                // SAFETY: we hold the slot in COMPACTING.
-                s.buf.with_mut(|b| unsafe { *b = v.unwrap_or(0) });
-                s.state.store(COMPACTED, Ordering::Release);
-            }
-            loop {
-                match s.state.load(Ordering::Acquire) {
-                    COMPACTED => {
-                        if s.state
-                            .compare_exchange(
-                                COMPACTED,
-                                RESTORING,
-                                Ordering::Acquire,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            restore(&s);
-                            s.state.store(RESIDENT, Ordering::Release);
-                            break;
-                        }
-                    }
-                    RESIDENT => break,
-                    RESTORING => thread::yield_now(),
-                    _ => panic!("the owner saw COMPACTING"),
-                }
-            }
+            compact(&s);
+            restore_before_resume(&s);
             let theirs = w.join().unwrap();
             let end = access(&s, |v| v);
             assert_eq!(end, 101, "the waker's write was lost");
@@ -403,39 +413,10 @@ fn loom_compaction_state_machine() {
             let s = s.clone();
             thread::spawn(move || access(&s, |v| v + 10))
         };
-        // Home worker: compact (the goroutine is suspended).
-        if s.state
-            .compare_exchange(RESIDENT, COMPACTING, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            let v = s.page.lock().unwrap().take(); // UFFDIO_MOVE
-                                                   // SAFETY: we hold the slot in COMPACTING.
-            s.buf.with_mut(|b| unsafe { *b = v.unwrap_or(0) });
-            s.state.store(COMPACTED, Ordering::Release);
-        }
-        // Later, before resuming the goroutine: restore if needed.
-        loop {
-            match s.state.load(Ordering::Acquire) {
-                COMPACTED => {
-                    if s.state
-                        .compare_exchange(
-                            COMPACTED,
-                            RESTORING,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        restore(&s);
-                        s.state.store(RESIDENT, Ordering::Release);
-                        break;
-                    }
-                }
-                RESIDENT => break,
-                RESTORING => thread::yield_now(),
-                _ => panic!("the owner saw COMPACTING"),
-            }
-        }
+        // Home worker: compact (the goroutine is suspended), and later,
+        // before resuming it, restore if needed.
+        compact(&s);
+        restore_before_resume(&s);
         // The goroutine runs again and reads its word.
         let mine = access(&s, |v| v);
         let theirs = foreign.join().unwrap();
