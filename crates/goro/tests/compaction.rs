@@ -49,6 +49,30 @@ fn on_compacting_runtime(workers: usize, secs: u64, body: impl FnOnce() + Send +
     });
 }
 
+/// In the child process `name` only: `body` as the main goroutine of a
+/// runtime with `workers` workers compacting after 20 ms (skipped, with a
+/// line saying why, where compaction is unavailable).
+fn in_child_on_compacting_runtime(
+    name: &str,
+    workers: usize,
+    body: impl FnOnce() + Send + 'static,
+) {
+    if !is_child(name) {
+        return;
+    }
+    let rt = rt(workers);
+    if available(&rt) {
+        rt.block_on(body);
+    }
+}
+
+/// Runs the test `name` of this binary as a child process (see
+/// `common::is_child`) and fails if it failed.
+fn child_passes(name: &str) {
+    let out = run_child(&mut child_command(name));
+    assert_child_passed(name, &out);
+}
+
 /// In a goroutine: waits until at least `n` goroutines of this runtime are
 /// compacted (polling; the main goroutine sleeps in short steps so that it
 /// is never parked long enough to count).
@@ -316,14 +340,7 @@ fn stacks_that_grew_deep_once_are_trimmed() {
 #[test]
 #[ignore = "helper: runs only as the child of growth_in_a_registered_slot_is_cheap"]
 fn child_growth_in_registered_slot() {
-    if !is_child("child_growth_in_registered_slot") {
-        return;
-    }
-    let rt = rt(1);
-    if !available(&rt) {
-        return;
-    }
-    rt.block_on(|| {
+    in_child_on_compacting_runtime("child_growth_in_registered_slot", 1, || {
         let (tx, rx) = chan::bounded::<()>(1);
         let first = goro::go(move || {
             let local = 1u64;
@@ -369,9 +386,7 @@ fn child_growth_in_registered_slot() {
 
 #[test]
 fn growth_in_a_registered_slot_is_cheap() {
-    let name = "child_growth_in_registered_slot";
-    let out = run_child(&mut child_command(name));
-    assert_child_passed(name, &out);
+    child_passes("child_growth_in_registered_slot");
 }
 
 /// Child: wakers running on small goroutine stacks. A 16 KiB goroutine has
@@ -381,14 +396,7 @@ fn growth_in_a_registered_slot_is_cheap() {
 #[test]
 #[ignore = "helper: runs only as the child of small_stack_wakers_work"]
 fn child_small_stack_wakers() {
-    if !is_child("child_small_stack_wakers") {
-        return;
-    }
-    let rt = rt(2);
-    if !available(&rt) {
-        return;
-    }
-    rt.block_on(|| {
+    in_child_on_compacting_runtime("child_small_stack_wakers", 2, || {
         const N: usize = 16;
         for stack in [16 * 1024, 64 * 1024] {
             let mut txs = Vec::new();
@@ -433,9 +441,7 @@ fn child_small_stack_wakers() {
 
 #[test]
 fn small_stack_wakers_work() {
-    let name = "child_small_stack_wakers";
-    let out = run_child(&mut child_command(name));
-    assert_child_passed(name, &out);
+    child_passes("child_small_stack_wakers");
 }
 
 /// Regression (prototype bug 2): a foreign access to a never-touched page
@@ -643,14 +649,7 @@ fn overflow_after_restore_is_caught() {
 #[test]
 #[ignore = "helper: runs only as the child of channel_wakes_restore_in_the_waker"]
 fn child_channel_wakes() {
-    if !is_child("child_channel_wakes") {
-        return;
-    }
-    let rt = rt(2);
-    if !available(&rt) {
-        return;
-    }
-    rt.block_on(|| {
+    in_child_on_compacting_runtime("child_channel_wakes", 2, || {
         const N: usize = 40;
         // Unbuffered receive, buffered receive, select! over two channels,
         // unbuffered send, and a receive released by close.
@@ -747,9 +746,7 @@ fn child_channel_wakes() {
 
 #[test]
 fn channel_wakes_restore_in_the_waker() {
-    let name = "child_channel_wakes";
-    let out = run_child(&mut child_command(name));
-    assert_child_passed(name, &out);
+    child_passes("child_channel_wakes");
 }
 
 /// Child: compaction asked for where userfaultfd is unavailable.
@@ -1000,9 +997,7 @@ fn child_refused_not_retried() {
 /// counters: run alone, in a child).
 #[test]
 fn refused_compaction_is_not_retried() {
-    let name = "child_refused_not_retried";
-    let out = run_child(&mut child_command(name));
-    assert_child_passed(name, &out);
+    child_passes("child_refused_not_retried");
 }
 
 /// Stacks whose pages are COW-shared with a forked child (`UFFDIO_MOVE`
